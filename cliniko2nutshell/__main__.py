@@ -1,0 +1,3 @@
+from cliniko2nutshell.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""Private files and folders: the project holds health data, so nothing in it is readable by other users."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+@contextmanager
+def private_umask() -> Iterator[None]:
+    """Files created inside (SQLite's -wal and -shm too) get no group or other bits."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def make_private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    os.chmod(path, DIR_MODE)
+    return path
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Atomically replace `path` with `text`, mode 0600 from the first byte."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(tmp, FILE_MODE)
+    os.replace(tmp, path)
+
+
+def open_private_binary(path: Path) -> int:
+    """A new or truncated file descriptor, mode 0600, for downloads."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    os.chmod(path, FILE_MODE)
+    return fd
