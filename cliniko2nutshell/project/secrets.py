@@ -5,6 +5,7 @@ Nothing here ever writes a secret to a file. Keyring backends that store in plai
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -96,10 +97,8 @@ class Secrets:
     def forget(self, secret: Secret) -> None:
         self._memory.pop(secret.value, None)
         if self.keychain_problem is None:
-            try:
+            with contextlib.suppress(keyring.errors.KeyringError):
                 self._backend.delete_password(self.service, secret.value)
-            except keyring.errors.KeyringError:
-                pass
 
     def explain(self) -> str:
         """One line for the UI: where keys will be kept, and why when not in the keychain."""

@@ -83,8 +83,10 @@ def blob_chunks(seed: int, size: int, content_type: str, chunk: int = 1 << 20) -
     while sent < size:
         n = min(chunk, size - sent)
         if content_type == "text/plain":
-            yield bytes(rng.choice(b"abcdefghij klmnopqrstuvwxyz\n") for _ in range(n)) if n < 4096 else (
-                (b"Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n" * (n // 56 + 1))[:n]
+            yield (
+                bytes(rng.choice(b"abcdefghij klmnopqrstuvwxyz\n") for _ in range(n))
+                if n < 4096
+                else ((b"Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n" * (n // 56 + 1))[:n])
             )
         else:
             yield rng.randbytes(n)

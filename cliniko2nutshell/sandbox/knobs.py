@@ -116,7 +116,10 @@ class FaultMiddleware:
                 {
                     "type": "http.response.start",
                     "status": int(fault),
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
                 }
             )
             await send({"type": "http.response.body", "body": body})
