@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS records (
     archived_at TEXT,
     cancelled_at TEXT,
     deleted_at TEXT,
-    fk TEXT NOT NULL DEFAULT '{}',          -- relation ids for q[] filters, e.g. {"patient_id": "12", "patient_ids": [..]}
+    fk TEXT NOT NULL DEFAULT '{}',          -- relation ids for q[] filters: {"patient_id": "12", "patient_ids": [..]}
     body TEXT NOT NULL,                     -- the JSON object as served, links under BASE
     UNIQUE (resource, id)
 );
