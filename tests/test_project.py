@@ -191,3 +191,22 @@ def test_no_secret_reaches_a_project_file(tmp_path: Path, memory_keyring: Memory
         if p.is_file():
             data = p.read_bytes()
             assert b"SUPERSECRETKEY" not in data and b"ANOTHERSECRET" not in data, p
+
+
+def test_project_log_is_private_and_masks_emails_and_credentials(tmp_path: Path) -> None:
+    import logging
+
+    from cliniko2nutshell.project.logs import attach_project_log, detach_project_log
+
+    handler = attach_project_log(tmp_path)
+    try:
+        log = logging.getLogger("cliniko2nutshell.test")
+        log.warning("patient 836447129235883061 failed: e-mail jane.doe@example.com invalid")
+        log.warning("request headers Authorization: Basic c2VjcmV0OmtleQ==")
+    finally:
+        detach_project_log(handler)
+    path = tmp_path / "cliniko2nutshell.log"
+    text = path.read_text()
+    assert "836447129235883061" in text
+    assert "jane.doe@example.com" not in text and "c2VjcmV0OmtleQ==" not in text
+    assert _mode(path) == 0o600
