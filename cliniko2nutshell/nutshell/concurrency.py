@@ -1,0 +1,139 @@
+"""Adaptive concurrency (AIMD) for Nutshell calls: halve the limit on a 429, add one after a run of successes.
+
+Nutshell publishes no rate limit, so the client starts at a modest limit and lets the service tell it when to
+slow down. Many requests in flight can hit the same 429 burst; only the first answer from requests started
+since the last decrease halves the limit again (each slot remembers the "epoch" it was granted in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+LimitListener = Callable[[int, int, str], None]  # (new limit, previous limit, reason)
+
+
+@dataclass(slots=True)
+class Slot:
+    """One granted request slot; `epoch` is the limiter's decrease count when it was granted."""
+
+    epoch: int
+
+
+class AdaptiveLimiter:
+    def __init__(
+        self,
+        initial: int = 8,
+        *,
+        minimum: int = 1,
+        maximum: int = 32,
+        increase_after: int = 20,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_change: LimitListener | None = None,
+    ) -> None:
+        if not 1 <= minimum <= initial <= maximum:
+            raise ValueError("need 1 <= minimum <= initial <= maximum")
+        if increase_after < 1:
+            raise ValueError("increase_after must be at least 1")
+        self._limit = initial
+        self.minimum = minimum
+        self.maximum = maximum
+        self.increase_after = increase_after
+        self._clock = clock
+        self._sleep = sleep
+        self.on_change = on_change  # told of every change of the limit (the dashboard)
+        self._in_flight = 0
+        self._epoch = 0
+        self._successes = 0
+        self._paused_until = 0.0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @property
+    def limit(self) -> int:
+        """The current concurrency limit (for the dashboard)."""
+        return self._limit
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds left in a Retry-After pause (0 when none)."""
+        return max(0.0, self._paused_until - self._clock())
+
+    async def acquire(self) -> Slot:
+        if self._in_flight < self._limit and not self._waiters:
+            self._in_flight += 1
+        else:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._release_one()  # the slot was handed over just as we were cancelled
+                else:
+                    self._waiters.remove(waiter)
+                raise
+        slot = Slot(self._epoch)
+        try:
+            while (wait := self._paused_until - self._clock()) > 0:
+                await self._sleep(wait)
+        except BaseException:
+            self._release_one()
+            raise
+        # A pause may have lowered the limit; the epoch that counts is the one we start sending in.
+        slot.epoch = self._epoch
+        return slot
+
+    def release(self, _slot: Slot) -> None:
+        self._release_one()
+
+    def _release_one(self) -> None:
+        self._in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self._in_flight < self._limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._in_flight += 1  # hand the slot over directly, so no newcomer can jump the queue
+                waiter.set_result(None)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[Slot]:
+        granted = await self.acquire()
+        try:
+            yield granted
+        finally:
+            self.release(granted)
+
+    def record_success(self, _slot: Slot) -> None:
+        self._successes += 1
+        if self._successes >= self.increase_after:
+            self._successes = 0
+            if self._limit < self.maximum:
+                self._set_limit(self._limit + 1, "recovered")
+                self._wake()
+
+    def record_rate_limited(self, slot: Slot, pause: float | None = None) -> bool:
+        """A 429 for a request sent in `slot`. Pauses everyone for `pause` seconds; True if the limit halved."""
+        if pause is not None and pause > 0:
+            self._paused_until = max(self._paused_until, self._clock() + pause)
+        self._successes = 0
+        if slot.epoch != self._epoch:
+            return False  # this request was sent before the last decrease: that decrease already covers it
+        self._epoch += 1
+        self._set_limit(max(self.minimum, self._limit // 2), "rate limited")
+        return True
+
+    def _set_limit(self, value: int, reason: str) -> None:
+        previous, self._limit = self._limit, value
+        if self.on_change is not None and value != previous:
+            self.on_change(value, previous, reason)
