@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sp.add_argument("--json", action="store_true", help="print one JSON line with URLs and keys first")
         sp.set_defaults(handler=_cmd_sandbox)
+    _add_extract_parser(sub)
     return parser
 
 
@@ -62,6 +64,71 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         pass
     finally:
         sandbox.stop()
+    return 0
+
+
+def _add_extract_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sp = sub.add_parser("extract", help="extract everything from Cliniko into a project, headless")
+    sp.add_argument("--project", required=True, type=Path, help="the project folder")
+    sp.add_argument("--cliniko-url", help="Cliniko API base URL, e.g. a sandbox's http://127.0.0.1:PORT/v1 (saved)")
+    sp.add_argument("--incremental", action="store_true", help="fetch only what changed since the last extraction")
+    sp.add_argument("--rate-limit", type=int, default=200, help="Cliniko requests per rolling minute (default 200)")
+    sp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sp.set_defaults(handler=_cmd_extract)
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    """Headless extraction: progress on stderr, the summary on stdout. Exit 2: no key or no project."""
+    import asyncio
+    import json
+
+    from cliniko2nutshell.cliniko.client import ClinikoClient
+    from cliniko2nutshell.cliniko.errors import ClinikoError
+    from cliniko2nutshell.cliniko.events import ExtractSummary
+    from cliniko2nutshell.cliniko.extract import ExtractOptions, extract
+    from cliniko2nutshell.cliniko.progress import ExtractProgress, format_summary
+    from cliniko2nutshell.project import ProjectError, ProjectLocked, open_project
+    from cliniko2nutshell.project.secrets import Secret, Secrets
+
+    if args.rate_limit < 1:
+        print("--rate-limit must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        project = open_project(args.project, command="cliniko2nutshell extract")
+    except (ProjectError, ProjectLocked) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    with project:
+        if args.cliniko_url:
+            project.settings.cliniko.base_url = args.cliniko_url.rstrip("/")
+            project.save_settings()
+        secrets = Secrets(project.settings.id)
+        key = secrets.get(Secret.CLINIKO_API_KEY)
+        if not key:
+            print(
+                f"No Cliniko API key for this project: connect it in the wizard, or set {Secret.CLINIKO_API_KEY.value} "
+                f"in the environment. {secrets.explain()}",
+                file=sys.stderr,
+            )
+            return 2
+        progress = ExtractProgress(sys.stderr)
+
+        async def run() -> ExtractSummary:
+            async with ClinikoClient(
+                key, base_url=project.settings.cliniko.base_url, rate_limit=args.rate_limit, sink=progress
+            ) as client:
+                return await extract(project, client, ExtractOptions(incremental=args.incremental), sink=progress)
+
+        try:
+            with progress:
+                summary = asyncio.run(run())
+        except ClinikoError as exc:
+            print(f"Extraction stopped: {exc} Progress is saved; run the same command to resume.", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("Interrupted. Progress so far is saved; run the same command to resume.", file=sys.stderr)
+            return 130
+    print(json.dumps(summary.as_dict()) if args.json else format_summary(summary))
     return 0
 
 

@@ -69,6 +69,135 @@ MIGRATIONS: list[str] = [
         downloaded_at TEXT NOT NULL
     );
     """,
+    # engine (issue 5): runs, the journal, the id map, quarantine, conflicts, custom-field definitions we created
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,                 -- sample | full | delta | retry | rollback
+        status TEXT NOT NULL,               -- running | paused | finished | interrupted
+        outcome TEXT,                       -- success | partial | failure, once finished
+        map_version INTEGER,                -- the mapping.toml version the plan was built from
+        options TEXT NOT NULL DEFAULT '{}', -- JSON: scope, sample patients, conflict policy
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        summary TEXT                        -- JSON: counts per object and outcome
+    );
+
+    -- One row per write to Nutshell, committed BEFORE the call (state 'intent') and completed after it.
+    CREATE TABLE journal (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        object TEXT NOT NULL,               -- migration object: company, person, appointment, attachment...
+        source_id TEXT NOT NULL,            -- the Cliniko id (or the engine's key for a derived record)
+        entity TEXT NOT NULL,               -- Nutshell type: accounts | contacts | activities | notes | files
+        action TEXT NOT NULL,               -- create | link | update | replace | upload | delete | restore | undelete
+        state TEXT NOT NULL,                -- intent | done | failed | unknown | void
+        target_id TEXT,                     -- the Nutshell record acted on, when known before the call
+        parent_id TEXT,                     -- notes: their parent; files: the activity holding them
+        patient_id TEXT,                    -- the Cliniko patient the record belongs to
+        payload_hash TEXT,
+        marker TEXT,                        -- how to find the record in Nutshell if the outcome is unknown
+        nutshell_id TEXT,                   -- outcome: the record written
+        rev TEXT,
+        modified TEXT,
+        fingerprint TEXT,                   -- hash of the record's fields as read back after the write
+        pre_image TEXT,                     -- JSON: fields as they were before an update, link or delete
+        error TEXT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE INDEX journal_open ON journal (state) WHERE state IN ('intent', 'unknown');
+    CREATE INDEX journal_by_run ON journal (run_id, seq);
+    CREATE INDEX journal_by_record ON journal (object, source_id, seq);
+
+    -- What exists in Nutshell because of us: the cursor of every run (a record is done once it is here).
+    CREATE TABLE id_map (
+        object TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        nutshell_id TEXT NOT NULL,
+        parent_id TEXT,
+        patient_id TEXT,                    -- the Cliniko patient the record belongs to (sample scope, merges)
+        rev TEXT,
+        modified TEXT,
+        fingerprint TEXT,
+        payload_hash TEXT NOT NULL,
+        origin TEXT NOT NULL,               -- created | linked
+        created_run_id INTEGER NOT NULL,    -- the run that created or linked it
+        run_id INTEGER NOT NULL,            -- the run that wrote it last
+        journal_seq INTEGER NOT NULL,       -- the journal row of the last write
+        written_at TEXT NOT NULL,
+        PRIMARY KEY (object, source_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX id_map_by_nutshell ON id_map (nutshell_id);
+    CREATE INDEX id_map_by_patient ON id_map (patient_id);
+    CREATE INDEX id_map_by_parent ON id_map (parent_id);
+
+    CREATE TABLE quarantine (
+        object TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        run_id INTEGER NOT NULL,
+        category TEXT NOT NULL,             -- unmappable | rejected | dependency | error
+        reason TEXT NOT NULL,               -- ids, kinds and Nutshell's message; never patient data
+        patient_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 1,
+        first_at TEXT NOT NULL,
+        last_at TEXT NOT NULL,
+        PRIMARY KEY (object, source_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE conflicts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id INTEGER NOT NULL,
+        object TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        nutshell_id TEXT NOT NULL,
+        decision TEXT NOT NULL,             -- skip | overwrite
+        fields TEXT NOT NULL DEFAULT '[]',  -- JSON: names of the fields edited in Nutshell since our write
+        at TEXT NOT NULL
+    );
+
+    -- Custom-field definitions we created: the API cannot delete them, so a rollback lists them for the user.
+    CREATE TABLE schema_changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        entity TEXT NOT NULL,               -- contacts | accounts | leads
+        name TEXT NOT NULL,
+        type TEXT NOT NULL,
+        nutshell_id TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (entity, name)
+    );
+
+    -- Plans read each patient's records in id order: without this, SQLite walks the primary key instead of
+    -- the patient index (10x slower on a 300-patient clinic).
+    CREATE INDEX cliniko_records_patient_id ON cliniko_records (object, patient_id, id);
+    """,
+    # cliniko extraction (issue 2): one cursor per list query ("pass") of an object's current extraction run.
+    # extract_state stays the per-object run (mode, watermarks); an object may need several passes: active and
+    # inactive practitioners, or an incremental run's updated/archived/cancelled queries.
+    """
+    CREATE TABLE extract_passes (
+        object TEXT NOT NULL,
+        pass TEXT NOT NULL,                 -- 'all', 'inactive', 'updated', 'archived', 'cancelled', ...
+        first_url TEXT NOT NULL,            -- the query's first page
+        next_url TEXT,                      -- the page to fetch next; NULL once the pass read its last page
+        pages INTEGER NOT NULL DEFAULT 0,
+        records INTEGER NOT NULL DEFAULT 0,
+        total INTEGER,                      -- total_entries of the query, when the server sent it
+        completed_at TEXT,
+        PRIMARY KEY (object, pass)
+    ) WITHOUT ROWID;
+
+    -- One row per extraction (every object): a crashed one is resumed by the next extraction of the same mode,
+    -- which then skips the objects this run already completed.
+    CREATE TABLE extract_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        mode TEXT NOT NULL,                 -- 'full' or 'incremental' (as asked; objects never read run full)
+        started_at TEXT NOT NULL,
+        completed_at TEXT
+    );
+    ALTER TABLE extract_state ADD COLUMN run_id INTEGER;  -- the extraction that began the object's current run
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -94,6 +223,46 @@ class RecordRow:
     archived: bool = False
     cancelled: bool = False
     foreign: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractState:
+    """The extraction run of one Cliniko object (table extract_state)."""
+
+    object: str
+    mode: str  # 'full' or 'incremental'
+    run_started_at: str  # server time when the run began: the next run's watermark once this one completes
+    watermark: str | None  # the updated_at lower bound of this run (None: everything)
+    next_url: str | None
+    pages: int
+    records: int
+    completed_at: str | None
+    last_watermark: str | None  # start of the last completed run: where the next incremental run begins
+    run_id: int | None  # the extraction (table extract_runs) that began this run
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractPass:
+    """One list query of an object's run (table extract_passes); resumable from `next_url`."""
+
+    object: str
+    name: str
+    first_url: str
+    next_url: str | None
+    pages: int
+    records: int
+    total: int | None
+    completed_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentFile:
+    attachment_id: str
+    path: str  # relative to the project folder
+    size: int
+    sha256: str
+    content_type: str | None
+    downloaded_at: str
 
 
 class Store:
@@ -201,6 +370,107 @@ class Store:
                 "SELECT object, COUNT(*) FROM cliniko_records WHERE object = ? GROUP BY object", (object_,)
             )
         return {r[0]: r[1] for r in rows}
+
+    # -- extraction state (cliniko/extract.py) ---------------------------------------------------------------
+    def begin_extraction(self, mode: str) -> tuple[int, bool]:
+        """(run id, resumed): the last extraction when it did not complete and had this mode, else a new one."""
+        with self.transaction() as conn:
+            last = conn.execute("SELECT id, mode, completed_at FROM extract_runs ORDER BY id DESC LIMIT 1").fetchone()
+            if last is not None and last["completed_at"] is None and last["mode"] == mode:
+                return int(last["id"]), True
+            cursor = conn.execute("INSERT INTO extract_runs (mode, started_at) VALUES (?, ?)", (mode, utcnow()))
+            return int(cursor.lastrowid or 0), False
+
+    def finish_extraction(self, run_id: int) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE extract_runs SET completed_at = ? WHERE id = ?", (utcnow(), run_id))
+
+    def extract_state(self, object_: str) -> ExtractState | None:
+        columns = ", ".join(ExtractState.__dataclass_fields__)
+        row = self.conn.execute(f"SELECT {columns} FROM extract_state WHERE object = ?", (object_,)).fetchone()
+        return ExtractState(**dict(row)) if row else None
+
+    def extract_passes(self, object_: str) -> list[ExtractPass]:
+        rows = self.conn.execute(
+            "SELECT object, pass AS name, first_url, next_url, pages, records, total, completed_at "
+            "FROM extract_passes WHERE object = ? ORDER BY pass",
+            (object_,),
+        )
+        return [ExtractPass(**dict(r)) for r in rows]
+
+    def begin_extract_run(
+        self,
+        object_: str,
+        *,
+        mode: str,
+        run_started_at: str,
+        watermark: str | None,
+        passes: Iterable[tuple[str, str]],
+        run_id: int | None = None,
+    ) -> None:
+        """Start a new run of `object_` with its passes `(name, first_url)`; keeps the last watermark."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO extract_state (object, mode, run_started_at, watermark, next_url, pages, records, "
+                "completed_at, run_id) VALUES (?, ?, ?, ?, NULL, 0, 0, NULL, ?) ON CONFLICT (object) DO UPDATE SET "
+                "mode = excluded.mode, run_started_at = excluded.run_started_at, watermark = excluded.watermark, "
+                "next_url = NULL, pages = 0, records = 0, completed_at = NULL, run_id = excluded.run_id",
+                (object_, mode, run_started_at, watermark, run_id),
+            )
+            conn.execute("DELETE FROM extract_passes WHERE object = ?", (object_,))
+            conn.executemany(
+                "INSERT INTO extract_passes (object, pass, first_url, next_url) VALUES (?, ?, ?, ?)",
+                [(object_, name, url, url) for name, url in passes],
+            )
+
+    def commit_extract_page(
+        self, object_: str, pass_: str, rows: list[RecordRow], next_url: str | None, total: int | None
+    ) -> None:
+        """One page of one pass, durably: its records and the cursor move together, or neither."""
+        done = None if next_url else utcnow()
+        with self.transaction() as conn:
+            self.upsert_records(rows, conn)
+            updated = conn.execute(
+                "UPDATE extract_passes SET next_url = ?, pages = pages + 1, records = records + ?, "
+                "total = COALESCE(?, total), completed_at = ? WHERE object = ? AND pass = ? AND completed_at IS NULL",
+                (next_url, len(rows), total, done, object_, pass_),
+            ).rowcount
+            if updated != 1:
+                raise StoreError(f"no open extraction pass {pass_!r} of {object_!r}")
+            conn.execute(
+                "UPDATE extract_state SET next_url = ?, pages = pages + 1, records = records + ? WHERE object = ?",
+                (next_url, len(rows), object_),
+            )
+
+    def finish_extract_run(self, object_: str) -> None:
+        """Every pass read: the run's start becomes the watermark of the next incremental run."""
+        with self.transaction() as conn:
+            open_passes = conn.execute(
+                "SELECT COUNT(*) FROM extract_passes WHERE object = ? AND completed_at IS NULL", (object_,)
+            ).fetchone()[0]
+            if open_passes:
+                raise StoreError(f"{object_!r} still has {open_passes} unfinished extraction passes")
+            conn.execute(
+                "UPDATE extract_state SET completed_at = ?, next_url = NULL, last_watermark = run_started_at "
+                "WHERE object = ?",
+                (utcnow(), object_),
+            )
+
+    # -- downloaded attachments ------------------------------------------------------------------------------
+    def attachment_file(self, attachment_id: str) -> AttachmentFile | None:
+        columns = ", ".join(AttachmentFile.__dataclass_fields__)
+        row = self.conn.execute(
+            f"SELECT {columns} FROM attachment_files WHERE attachment_id = ?", (attachment_id,)
+        ).fetchone()
+        return AttachmentFile(**dict(row)) if row else None
+
+    def record_attachment_file(self, file: AttachmentFile) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO attachment_files (attachment_id, path, size, sha256, content_type, "
+                "downloaded_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (file.attachment_id, file.path, file.size, file.sha256, file.content_type, file.downloaded_at),
+            )
 
 
 def _split_sql(script: str) -> list[str]:

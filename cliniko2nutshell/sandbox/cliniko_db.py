@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS records (
     body TEXT NOT NULL,                     -- the JSON object as served, links under BASE
     UNIQUE (resource, id)
 );
-CREATE INDEX IF NOT EXISTS records_list ON records (resource, created_at, seq);
+-- Lists count and page over (resource, created_at, seq) within the archive/cancel scope: a covering index.
+CREATE INDEX IF NOT EXISTS records_scope ON records (resource, created_at, seq, archived_at, cancelled_at, deleted_at);
 CREATE INDEX IF NOT EXISTS records_updated ON records (resource, updated_at, seq);
 CREATE TABLE IF NOT EXISTS singletons (
     name TEXT PRIMARY KEY,                  -- 'settings' (GET /settings), 'public_settings', 'current_user_id'

@@ -1,0 +1,122 @@
+"""The map's life in a project, for the wizard and the `map` / `plan` commands: propose (or refresh) the map,
+describe it with its open decisions, and write the pre-flight report.
+
+Callers bring a `NutshellSnapshot` (built from the Nutshell client, or `NutshellSnapshot.from_seed` for the
+sandbox); nothing here talks to a network.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from cliniko2nutshell.mapping.catalog import Catalog
+from cliniko2nutshell.mapping.defaults import default_map
+from cliniko2nutshell.mapping.limitations import limitations_for
+from cliniko2nutshell.mapping.mapfile import load_map, save_map
+from cliniko2nutshell.mapping.model import CustomFieldAction, MigrationMap
+from cliniko2nutshell.mapping.practitioners import PractitionerInfo, match_practitioners, propose_choices
+from cliniko2nutshell.mapping.preflight import PreflightReport, preflight
+from cliniko2nutshell.mapping.proposer import apply_proposals, open_decisions, propose_for
+from cliniko2nutshell.mapping.report_writers import write_preflight
+from cliniko2nutshell.mapping.snapshot import NutshellSnapshot
+from cliniko2nutshell.project import Project
+
+
+def practitioner_infos(catalog: Catalog) -> list[PractitionerInfo]:
+    """Each practitioner with the e-mail of its Cliniko user (what the e-mail match compares)."""
+    out = []
+    for pid, p in sorted(catalog.practitioners.items()):
+        user = catalog.users.get(p.user.id or "") if p.user else None
+        out.append(
+            PractitionerInfo(
+                pid,
+                p.first_name,
+                p.last_name,
+                p.title,
+                p.display_name,
+                p.label,
+                user.email if user else None,
+                p.active is not False,
+            )
+        )
+    return out
+
+
+def propose_map(
+    project: Project, snapshot: NutshellSnapshot, *, reference_time: datetime | None = None, save: bool = True
+) -> MigrationMap:
+    """The project's map with fresh proposals: the saved map if there is one (the user's decisions kept), else the
+    default map; practitioner matches and custom-field proposals refreshed against `snapshot`. Saved as a new
+    version when it changed."""
+    catalog = Catalog.from_store(project.store, reference_time)
+    if project.mapping_path.exists():
+        mapping = load_map(project.mapping_path)
+    else:
+        mapping = default_map(catalog, activity_types=snapshot.activity_type_names)
+    matches = match_practitioners(practitioner_infos(catalog), snapshot.users)
+    mapping = mapping.model_copy(update={"practitioners": propose_choices(matches, mapping.practitioners)})
+    proposals = propose_for(mapping, catalog, project.store, snapshot.custom_fields.get("Contacts", []))
+    mapping = apply_proposals(mapping, proposals)
+    if save:
+        mapping = save_map(mapping, project.mapping_path, note="proposals refreshed")
+    return mapping
+
+
+def describe_map(mapping: MigrationMap, catalog: Catalog) -> str:
+    """The map as text: objects and their rules, value maps, practitioners, custom fields, open decisions and
+    the limitations (the `map` command prints it)."""
+    lines = [f"Map version {mapping.version}{' (confirmed)' if mapping.confirmed else ''}", ""]
+    for name, obj in mapping.objects.items():
+        state = "on" if obj.enabled else "off"
+        lines.append(f"{name} -> {obj.target} [{state}]" + (f"  ({obj.note})" if obj.note else ""))
+        for r in obj.fields:
+            flag = " " if r.enabled else "x"
+            note = f"  # {r.note}" if r.note else ""
+            lines.append(f"  [{flag}] {r.source} -> {r.target} ({r.transform}){note}")
+        for lim in limitations_for(f"object:{name}"):
+            lines.append(f"  ! {lim.title}")
+    vm = mapping.value_maps
+    lines += ["", "Appointment types -> activity types:"]
+    for tid, target in vm.appointment_types.items():
+        t = catalog.appointment_types.get(tid)
+        lines.append(f"  {t.name if t and t.name else tid} -> {target}")
+    lines.append("Appointment status -> how recorded:")
+    for status, rule in vm.appointment_status.items():
+        lines.append(f"  {status.value} -> {rule.record.value}{f' ({rule.label})' if rule.label else ''}")
+    lines.append("Policies: " + ", ".join(f"{k}={v}" for k, v in mapping.policies.model_dump(mode="json").items()))
+    lines += ["", "Practitioners -> users:"]
+    for pid, choice in sorted(mapping.practitioners.items()):
+        target = mapping.owner_for(pid) or "UNRESOLVED"
+        lines.append(f"  {choice.label or pid} ({pid}) -> {target} [{choice.decision.value}, {choice.method or '-'}]")
+    lines += ["", "Custom fields the map writes:"]
+    for f in mapping.custom_fields:
+        lines.append(f"  {f.name} ({f.type})" + (f" - {f.description}" if f.description else ""))
+    lines += ["", "Cliniko patient custom fields:"]
+    for token, d in catalog.custom_field_defs.items():
+        dec = mapping.custom_field_decisions.get(token)
+        if dec is None:
+            lines.append(f"  {d.label}: no proposal")
+            continue
+        where = f" -> {dec.target}" if dec.action is not CustomFieldAction.SKIP else ""
+        state = "confirmed" if dec.confirmed else f"proposed, {round(dec.confidence * 100)}%: {dec.reason}"
+        lines.append(f"  {d.label}: {dec.action.value}{where} ({state})")
+    pending = open_decisions(mapping, catalog)
+    lines += ["", f"Open decisions: {len(pending)}"]
+    lines += [f"  {p.kind} {p.label} ({p.id}): {p.proposal}" for p in pending]
+    return "\n".join(lines) + "\n"
+
+
+def plan(
+    project: Project,
+    mapping: MigrationMap,
+    snapshot: NutshellSnapshot,
+    *,
+    reference_time: datetime | None = None,
+    write: bool = True,
+    include_personal: bool = True,
+) -> tuple[PreflightReport, tuple[Path, Path] | None]:
+    """The pre-flight report, written to `reports/` as CSV and HTML when `write` (the `plan` command)."""
+    report = preflight(project.store, mapping, snapshot, reference_time=reference_time)
+    paths = write_preflight(report, project.reports_dir, include_personal=include_personal) if write else None
+    return report, paths

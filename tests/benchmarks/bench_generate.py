@@ -1,0 +1,98 @@
+"""Benchmark: generating synthetic clinics of 1,000, 10,000 and 100,000 patients.
+
+    .venv/bin/python tests/benchmarks/bench_generate.py [--sizes 1000,10000,100000] [--seed 1] [--keep DIR]
+
+Each size runs in a fresh child process, so its peak RSS is its own. Prints, per size: wall time, CPU time of the
+generating process (the generator thread plus the SQLite writer thread), how much of a core the machine gave it,
+records per resource, file size and peak RSS. Target (issue 2): 100,000 patients in under a minute.
+
+The machine is shared: when other work competes for the cores, wall time grows while CPU time stays put, so read
+both (and the load average printed with them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from cliniko2nutshell.sandbox.clinic import generate_clinic
+path, patients, seed = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+cpu0 = time.process_time()
+summary = generate_clinic(path, patients, seed)
+print(json.dumps({
+    "wall": summary.seconds,
+    "cpu": time.process_time() - cpu0,
+    "counts": summary.counts,
+    "bytes": path.stat().st_size,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
+"""
+
+
+@dataclass
+class Result:
+    wall: float
+    cpu: float
+    counts: dict[str, int]
+    bytes: int
+    peak_rss_mb: float
+
+
+def run(size: int, seed: int, folder: Path, keep: bool) -> Result:
+    path = folder / f"clinic-{size}-s{seed}.db"
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        leftover.unlink(missing_ok=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), str(size), str(seed)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result = Result(**json.loads(out.stdout))
+    if not keep:
+        path.unlink()  # 100,000 patients make a file of a few GB
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated patient counts")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", type=Path, help="write the clinics here and keep them (default: a temp folder)")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        for size in sizes:
+            load = os.getloadavg()[0]
+            r = run(size, args.seed, folder, keep=args.keep is not None)
+            total = sum(r.counts.values())
+            print(f"\n== {size:,} patients (seed {args.seed}); load average before: {load:.1f}, {os.cpu_count()} cores")
+            share = r.cpu / r.wall
+            print(
+                f"wall {r.wall:.1f} s   cpu {r.cpu:.1f} s ({share:.0%} of one core)   {total / r.wall:,.0f} records/s"
+            )
+            print(f"records {total:,}   file {r.bytes / 2**20:,.0f} MiB   peak RSS {r.peak_rss_mb:.0f} MiB")
+            for resource, n in sorted(r.counts.items(), key=lambda kv: -kv[1]):
+                print(f"  {resource:<26}{n:>10,}")
+            if size >= 100_000:
+                verdict = "MET" if r.wall < 60 else "NOT MET"
+                print(f"target: 100,000 patients in under 60 s: {verdict} ({r.wall:.1f} s wall)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
