@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sp.add_argument("--json", action="store_true", help="print one JSON line with URLs and keys first")
         sp.set_defaults(handler=_cmd_sandbox)
-    _add_extract_parser(sub)
+    _add_project_parsers(sub)
     return parser
 
 
@@ -67,14 +68,78 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_extract_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_project_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sp = sub.add_parser("init", help="create a migration project (a private local folder)")
+    sp.add_argument("name", help="a name for the project, e.g. the clinic's")
+    sp.add_argument("--path", type=Path, help="the folder to create (default: under the user data folder)")
+    sp.set_defaults(handler=_cmd_init)
+    sp = sub.add_parser("projects", help="list the projects under the user data folder")
+    sp.set_defaults(handler=_cmd_projects)
+
     sp = sub.add_parser("extract", help="extract everything from Cliniko into a project, headless")
-    sp.add_argument("--project", required=True, type=Path, help="the project folder")
-    sp.add_argument("--cliniko-url", help="Cliniko API base URL, e.g. a sandbox's http://127.0.0.1:PORT/v1 (saved)")
+    _project_args(sp, cliniko=True)
     sp.add_argument("--incremental", action="store_true", help="fetch only what changed since the last extraction")
     sp.add_argument("--rate-limit", type=int, default=200, help="Cliniko requests per rolling minute (default 200)")
     sp.add_argument("--json", action="store_true", help="print the summary as JSON")
     sp.set_defaults(handler=_cmd_extract)
+
+    sp = sub.add_parser("map", help="print the proposed field map and its open decisions")
+    _project_args(sp, nutshell=True)
+    sp.set_defaults(handler=_cmd_map)
+
+    sp = sub.add_parser("plan", help="write the pre-flight report to reports/ and print its summary")
+    _project_args(sp, nutshell=True)
+    sp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sp.set_defaults(handler=_cmd_plan)
+
+
+def _project_args(sp: argparse.ArgumentParser, *, cliniko: bool = False, nutshell: bool = False) -> None:
+    sp.add_argument("--project", required=True, type=Path, help="the project folder")
+    if cliniko:
+        sp.add_argument("--cliniko-url", help="Cliniko API base URL (default: the real service, from the key's shard)")
+    if nutshell:
+        sp.add_argument(
+            "--nutshell-url",
+            help="Nutshell REST base URL (default: the real service; a sandbox's http://127.0.0.1:PORT/rest). "
+            "The JSON-RPC endpoint is found from it.",
+        )
+
+
+def _open(args: argparse.Namespace, command: str):  # type: ignore[no-untyped-def]
+    """The project named by --project, open for writing, with any endpoint overrides saved; None on error."""
+    from cliniko2nutshell.connections import remember_endpoints
+    from cliniko2nutshell.project import ProjectError, ProjectLocked, open_project
+
+    try:
+        project = open_project(args.project, command=f"cliniko2nutshell {command}")
+    except (ProjectError, ProjectLocked) as exc:
+        print(exc, file=sys.stderr)
+        return None
+    remember_endpoints(
+        project, cliniko_url=getattr(args, "cliniko_url", None), nutshell_url=getattr(args, "nutshell_url", None)
+    )
+    return project
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from cliniko2nutshell.project import ProjectError, create_project
+
+    try:
+        project = create_project(args.name, path=args.path, command="cliniko2nutshell init")
+    except ProjectError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    with project:
+        print(project.path)
+    return 0
+
+
+def _cmd_projects(args: argparse.Namespace) -> int:
+    from cliniko2nutshell.project import list_projects
+
+    for info in list_projects():
+        print(f"{info.created_at}  {info.name}  {info.path}")
+    return 0
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
@@ -82,41 +147,28 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from cliniko2nutshell.cliniko.client import ClinikoClient
     from cliniko2nutshell.cliniko.errors import ClinikoError
     from cliniko2nutshell.cliniko.events import ExtractSummary
     from cliniko2nutshell.cliniko.extract import ExtractOptions, extract
     from cliniko2nutshell.cliniko.progress import ExtractProgress, format_summary
-    from cliniko2nutshell.project import ProjectError, ProjectLocked, open_project
-    from cliniko2nutshell.project.secrets import Secret, Secrets
+    from cliniko2nutshell.connections import MissingCredentials, cliniko_client, project_secrets
 
     if args.rate_limit < 1:
         print("--rate-limit must be at least 1", file=sys.stderr)
         return 2
-    try:
-        project = open_project(args.project, command="cliniko2nutshell extract")
-    except (ProjectError, ProjectLocked) as exc:
-        print(exc, file=sys.stderr)
+    project = _open(args, "extract")
+    if project is None:
         return 2
     with project:
-        if args.cliniko_url:
-            project.settings.cliniko.base_url = args.cliniko_url.rstrip("/")
-            project.save_settings()
-        secrets = Secrets(project.settings.id)
-        key = secrets.get(Secret.CLINIKO_API_KEY)
-        if not key:
-            print(
-                f"No Cliniko API key for this project: connect it in the wizard, or set {Secret.CLINIKO_API_KEY.value} "
-                f"in the environment. {secrets.explain()}",
-                file=sys.stderr,
-            )
-            return 2
         progress = ExtractProgress(sys.stderr)
+        try:
+            client = cliniko_client(project, project_secrets(project), rate_limit=args.rate_limit, sink=progress)
+        except MissingCredentials as exc:
+            print(exc, file=sys.stderr)
+            return 2
 
         async def run() -> ExtractSummary:
-            async with ClinikoClient(
-                key, base_url=project.settings.cliniko.base_url, rate_limit=args.rate_limit, sink=progress
-            ) as client:
+            async with client:
                 return await extract(project, client, ExtractOptions(incremental=args.incremental), sink=progress)
 
         try:
@@ -130,6 +182,91 @@ def _cmd_extract(args: argparse.Namespace) -> int:
             return 130
     print(json.dumps(summary.as_dict()) if args.json else format_summary(summary))
     return 0
+
+
+def _snapshot(project):  # type: ignore[no-untyped-def]
+    """What Nutshell holds, for the map and the pre-flight (raises MissingCredentials / NutshellError)."""
+    import asyncio
+
+    from cliniko2nutshell.connections import nutshell_client, project_secrets, read_snapshot
+
+    client = nutshell_client(project, project_secrets(project))
+    emails = [r.get("email") for r in project.store.iter_records("patients")]
+
+    async def run():  # type: ignore[no-untyped-def]
+        async with client:
+            return await read_snapshot(client, emails)
+
+    return asyncio.run(run())
+
+
+def _cmd_map(args: argparse.Namespace) -> int:
+    from cliniko2nutshell.connections import MissingCredentials
+    from cliniko2nutshell.mapping.catalog import Catalog
+    from cliniko2nutshell.mapping.workflow import describe_map, propose_map
+    from cliniko2nutshell.nutshell.errors import NutshellError
+
+    project = _open(args, "map")
+    if project is None:
+        return 2
+    with project:
+        if not project.store.count_records("patients"):
+            print("Nothing extracted yet: run `cliniko2nutshell extract` first.", file=sys.stderr)
+            return 2
+        try:
+            snapshot = _snapshot(project)
+        except (MissingCredentials, NutshellError) as exc:
+            print(exc, file=sys.stderr)
+            return 2 if isinstance(exc, MissingCredentials) else 1
+        mapping = propose_map(project, snapshot)
+        print(describe_map(mapping, Catalog.from_store(project.store)), end="")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from cliniko2nutshell.connections import MissingCredentials
+    from cliniko2nutshell.mapping.mapfile import load_map
+    from cliniko2nutshell.mapping.workflow import plan, propose_map
+    from cliniko2nutshell.nutshell.errors import NutshellError
+
+    project = _open(args, "plan")
+    if project is None:
+        return 2
+    with project:
+        if not project.store.count_records("patients"):
+            print("Nothing extracted yet: run `cliniko2nutshell extract` first.", file=sys.stderr)
+            return 2
+        try:
+            snapshot = _snapshot(project)
+        except (MissingCredentials, NutshellError) as exc:
+            print(exc, file=sys.stderr)
+            return 2 if isinstance(exc, MissingCredentials) else 1
+        mapping = load_map(project.mapping_path) if project.mapping_path.exists() else propose_map(project, snapshot)
+        report, paths = plan(project, mapping, snapshot)
+        summary = report.summary()
+        if paths:
+            summary["files"] = [str(p) for p in paths]
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(_format_plan(summary))
+    return 0 if summary.get("ready") else 3
+
+
+def _format_plan(summary: dict) -> str:  # type: ignore[type-arg]
+    lines = [
+        f"Pre-flight for map version {summary.get('map_version')}: "
+        + ("ready" if summary.get("ready") else "NOT ready (blocking problems below)")
+    ]
+    for key, value in summary.items():
+        if key in ("generated_at", "map_version", "ready", "files"):
+            continue
+        lines.append(f"  {key}: {json.dumps(value) if isinstance(value, dict | list) else value}")
+    for f in summary.get("files", []):
+        lines.append(f"  written: {f}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
