@@ -184,75 +184,63 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
-def _snapshot(project):  # type: ignore[no-untyped-def]
-    """What Nutshell holds, for the map and the pre-flight (raises MissingCredentials / NutshellError)."""
+def _with_snapshot(args: argparse.Namespace, command: str, body) -> int:  # type: ignore[no-untyped-def]
+    """Open the project, check something was extracted, read what Nutshell holds, then `body(project, snapshot)`."""
     import asyncio
 
-    from cliniko2nutshell.connections import nutshell_client, project_secrets, read_snapshot
+    from cliniko2nutshell.connections import MissingCredentials, nutshell_client, project_secrets, read_snapshot
+    from cliniko2nutshell.nutshell.errors import NutshellError
 
-    client = nutshell_client(project, project_secrets(project))
-    emails = [r.get("email") for r in project.store.iter_records("patients")]
+    project = _open(args, command)
+    if project is None:
+        return 2
+    with project:
+        if not project.store.count_records("patients"):
+            print("Nothing extracted yet: run `cliniko2nutshell extract` first.", file=sys.stderr)
+            return 2
+        emails = [r.get("email") for r in project.store.iter_records("patients")]
 
-    async def run():  # type: ignore[no-untyped-def]
-        async with client:
-            return await read_snapshot(client, emails)
+        async def read():  # type: ignore[no-untyped-def]
+            async with nutshell_client(project, project_secrets(project)) as client:
+                return await read_snapshot(client, emails)
 
-    return asyncio.run(run())
+        try:
+            snapshot = asyncio.run(read())
+        except MissingCredentials as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        except NutshellError as exc:
+            print(f"Nutshell: {exc}", file=sys.stderr)
+            return 1
+        return int(body(project, snapshot))
 
 
 def _cmd_map(args: argparse.Namespace) -> int:
-    from cliniko2nutshell.connections import MissingCredentials
     from cliniko2nutshell.mapping.catalog import Catalog
     from cliniko2nutshell.mapping.workflow import describe_map, propose_map
-    from cliniko2nutshell.nutshell.errors import NutshellError
 
-    project = _open(args, "map")
-    if project is None:
-        return 2
-    with project:
-        if not project.store.count_records("patients"):
-            print("Nothing extracted yet: run `cliniko2nutshell extract` first.", file=sys.stderr)
-            return 2
-        try:
-            snapshot = _snapshot(project)
-        except (MissingCredentials, NutshellError) as exc:
-            print(exc, file=sys.stderr)
-            return 2 if isinstance(exc, MissingCredentials) else 1
+    def body(project, snapshot) -> int:  # type: ignore[no-untyped-def]
         mapping = propose_map(project, snapshot)
         print(describe_map(mapping, Catalog.from_store(project.store)), end="")
-    return 0
+        return 0
+
+    return _with_snapshot(args, "map", body)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    import json
-
-    from cliniko2nutshell.connections import MissingCredentials
     from cliniko2nutshell.mapping.mapfile import load_map
     from cliniko2nutshell.mapping.workflow import plan, propose_map
-    from cliniko2nutshell.nutshell.errors import NutshellError
 
-    project = _open(args, "plan")
-    if project is None:
-        return 2
-    with project:
-        if not project.store.count_records("patients"):
-            print("Nothing extracted yet: run `cliniko2nutshell extract` first.", file=sys.stderr)
-            return 2
-        try:
-            snapshot = _snapshot(project)
-        except (MissingCredentials, NutshellError) as exc:
-            print(exc, file=sys.stderr)
-            return 2 if isinstance(exc, MissingCredentials) else 1
+    def body(project, snapshot) -> int:  # type: ignore[no-untyped-def]
         mapping = load_map(project.mapping_path) if project.mapping_path.exists() else propose_map(project, snapshot)
         report, paths = plan(project, mapping, snapshot)
         summary = report.summary()
         if paths:
             summary["files"] = [str(p) for p in paths]
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(_format_plan(summary))
-    return 0 if summary.get("ready") else 3
+        print(json.dumps(summary) if args.json else _format_plan(summary))
+        return 0 if summary.get("ready") else 3
+
+    return _with_snapshot(args, "plan", body)
 
 
 def _format_plan(summary: dict) -> str:  # type: ignore[type-arg]
