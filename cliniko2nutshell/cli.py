@@ -85,6 +85,13 @@ def _add_project_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
 
     sp = sub.add_parser("map", help="print the proposed field map and its open decisions")
     _project_args(sp, nutshell=True)
+    sp.add_argument(
+        "--accept-suggestions",
+        action="store_true",
+        help="accept every shown proposal: practitioner name suggestions and custom-field decisions",
+    )
+    sp.add_argument("--fallback-owner", metavar="USER_ID", help="send practitioners still unresolved to this user")
+    sp.add_argument("--confirm", action="store_true", help="confirm the map (refused while decisions are open)")
     sp.set_defaults(handler=_cmd_map)
 
     sp = sub.add_parser("plan", help="write the pre-flight report to reports/ and print its summary")
@@ -217,11 +224,31 @@ def _with_snapshot(args: argparse.Namespace, command: str, body) -> int:  # type
 
 def _cmd_map(args: argparse.Namespace) -> int:
     from cliniko2nutshell.mapping.catalog import Catalog
+    from cliniko2nutshell.mapping.mapfile import save_map
+    from cliniko2nutshell.mapping.practitioners import accept_suggestions, fallback_unresolved
+    from cliniko2nutshell.mapping.proposer import accept_all, confirm_map
     from cliniko2nutshell.mapping.workflow import describe_map, propose_map
 
     def body(project, snapshot) -> int:  # type: ignore[no-untyped-def]
         mapping = propose_map(project, snapshot)
-        print(describe_map(mapping, Catalog.from_store(project.store)), end="")
+        catalog = Catalog.from_store(project.store)
+        decided = mapping
+        if args.accept_suggestions:
+            decided = accept_all(accept_suggestions(decided))
+        if args.fallback_owner:
+            if args.fallback_owner not in {u.id for u in snapshot.users}:
+                print(f"{args.fallback_owner} is not a Nutshell user id (see `suggested:` lines).", file=sys.stderr)
+                return 2
+            decided = fallback_unresolved(decided, args.fallback_owner)
+        if args.confirm:
+            try:
+                decided = confirm_map(decided, catalog)
+            except ValueError as exc:
+                print(exc, file=sys.stderr)
+                return 3
+        if decided is not mapping:
+            mapping = save_map(decided, project.mapping_path, note="decided on the command line")
+        print(describe_map(mapping, catalog), end="")
         return 0
 
     return _with_snapshot(args, "map", body)

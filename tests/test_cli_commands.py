@@ -54,6 +54,17 @@ def test_init_extract_map_plan(small_clinic_db: Path, tmp_path: Path) -> None:
         r = _run(["map", "--project", str(project), "--nutshell-url", nutshell.rest_url], env)
         assert r.returncode == 0, r.stderr
         assert "Practitioners -> users:" in r.stdout and "Open decisions:" in r.stdout
+        # The generator plants practitioners whose Nutshell user has another e-mail: a name suggestion is shown.
+        assert "suggested: " in r.stdout
+        r = _run(["map", "--project", str(project), "--confirm"], env)
+        assert r.returncode == 3 and "still open" in r.stderr  # refused while decisions are open
+        r = _run(["map", "--project", str(project), "--fallback-owner", "999-users"], env)
+        assert r.returncode == 2 and "not a Nutshell user" in r.stderr
+        r = _run(
+            ["map", "--project", str(project), "--accept-suggestions", "--fallback-owner", "1-users", "--confirm"], env
+        )
+        assert r.returncode == 0, r.stderr
+        assert "(confirmed)" in r.stdout.splitlines()[0] and "UNRESOLVED" not in r.stdout
         r = _run(["plan", "--project", str(project), "--json"], env)
         assert r.returncode in (0, 3), r.stderr  # 3: not ready, blocking problems listed
         plan = json.loads(r.stdout)

@@ -210,6 +210,9 @@ class PractitionerChoice(MapModel):
     method: Literal["email", "name", "manual", ""] = ""
     score: float = 0.0
     label: str = ""  # the practitioner's display name, so a person reading mapping.toml knows who it is
+    # The best name match while unresolved: shown, never applied until the user accepts it.
+    suggestion: str | None = None  # Nutshell user id
+    suggestion_reason: str = ""
 
     @model_validator(mode="after")
     def _user_when_matched(self) -> PractitionerChoice:

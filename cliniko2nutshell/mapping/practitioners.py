@@ -342,9 +342,32 @@ def propose_choices(
         else:
             top = m.top
             out[pid] = PractitionerChoice(
-                decision=PractitionerDecision.UNRESOLVED, method="", score=top.score if top else 0.0, label=label
+                decision=PractitionerDecision.UNRESOLVED,
+                method="",
+                score=top.score if top else 0.0,
+                label=label,
+                suggestion=top.user_id if top else None,
+                suggestion_reason=top.reason if top else "",
             )
     return out
+
+
+def accept_suggestions(mapping: MigrationMap) -> MigrationMap:
+    """Accept every shown name suggestion of an unresolved practitioner (the user's explicit "accept all")."""
+    m = mapping
+    for pid, choice in mapping.practitioners.items():
+        if choice.decision is PractitionerDecision.UNRESOLVED and choice.suggestion:
+            m = accept(m, pid, choice.suggestion, method="name")
+    return m
+
+
+def fallback_unresolved(mapping: MigrationMap, fallback_user_id: str) -> MigrationMap:
+    """Send every practitioner still unresolved to `fallback_user_id`."""
+    m = mapping.model_copy(update={"fallback_owner": fallback_user_id})
+    for pid, choice in mapping.practitioners.items():
+        if choice.decision is PractitionerDecision.UNRESOLVED:
+            m = send_to_fallback(m, pid, fallback_user_id)
+    return m
 
 
 def accept(mapping: MigrationMap, practitioner_id: str, user_id: str, *, method: str = "manual") -> MigrationMap:

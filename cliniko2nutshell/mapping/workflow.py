@@ -71,7 +71,7 @@ def describe_map(mapping: MigrationMap, catalog: Catalog) -> str:
         state = "on" if obj.enabled else "off"
         lines.append(f"{name} -> {obj.target} [{state}]" + (f"  ({obj.note})" if obj.note else ""))
         for r in obj.fields:
-            flag = " " if r.enabled else "x"
+            flag = "x" if r.enabled else " "  # a ticked box: the rule moves data
             note = f"  # {r.note}" if r.note else ""
             lines.append(f"  [{flag}] {r.source} -> {r.target} ({r.transform}){note}")
         for lim in limitations_for(f"object:{name}"):
@@ -89,6 +89,10 @@ def describe_map(mapping: MigrationMap, catalog: Catalog) -> str:
     for pid, choice in sorted(mapping.practitioners.items()):
         target = mapping.owner_for(pid) or "UNRESOLVED"
         lines.append(f"  {choice.label or pid} ({pid}) -> {target} [{choice.decision.value}, {choice.method or '-'}]")
+        if target == "UNRESOLVED" and choice.suggestion:
+            lines.append(
+                f"      suggested: {choice.suggestion} (score {round(choice.score)}: {choice.suggestion_reason})"
+            )
     lines += ["", "Custom fields the map writes:"]
     for f in mapping.custom_fields:
         lines.append(f"  {f.name} ({f.type})" + (f" - {f.description}" if f.description else ""))
