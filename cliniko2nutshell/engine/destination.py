@@ -1,0 +1,135 @@
+"""What the engine needs from Nutshell, and nothing more: the engine is written against this Protocol.
+
+The real implementation is an adapter over the Nutshell client (destination_nutshell.py); the tests use an
+in-memory fake (tests/fakes/destination.py). Ids are Nutshell REST ids ("12-contacts") throughout.
+
+Records are exchanged as *fields*: a plain dict in the shape of the REST create payload (the shape the mapping
+layer produces), so the engine can compare what it sent with what Nutshell holds without knowing either
+protocol. The adapter normalises what it reads into that shape and lists only content fields (no revs, times,
+side-loaded relations or embedded notes), so a related change such as a new note on a person does not look
+like an edit of the person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Entity(StrEnum):
+    """Nutshell record types the engine writes (REST names)."""
+
+    ACCOUNTS = "accounts"
+    CONTACTS = "contacts"
+    ACTIVITIES = "activities"
+    NOTES = "notes"
+    FILES = "files"
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """A Nutshell record as it stands now."""
+
+    id: str
+    rev: str | None = None
+    modified: str | None = None  # ISO-8601 UTC, when Nutshell tells it
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpec:
+    """A file to put on a logged activity: the local copy and the name it gets in Nutshell."""
+
+    path: Path
+    name: str
+    size: int
+    sha256: str
+    content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationBudget:
+    concurrency: int | None = None  # the adaptive concurrency limit right now
+    in_flight: int | None = None
+    throttled: int | None = None  # 429 answers seen
+
+
+class OutcomeUnknown(Exception):
+    """A write may or may not have happened (connection dropped after sending): look before sending again."""
+
+
+class Rejected(Exception):
+    """Nutshell refused the record itself (validation: its message says why); sending it again will not help."""
+
+
+class Conflict(Exception):
+    """Nutshell's concurrency check failed: the record changed since we read it."""
+
+
+class Gone(Exception):
+    """The record does not exist (or is in the trash)."""
+
+
+class Unavailable(Exception):
+    """Nutshell could not be reached or kept failing after the client's retries; the run should stop."""
+
+
+class Destination(Protocol):
+    """The Nutshell operations the engine uses. Errors are the five exceptions above; anything else is a bug."""
+
+    async def create(self, entity: Entity, payload: dict[str, Any]) -> Remote:
+        """Create one record from a REST create element (notes: {"body": str, "parent": "<id>"})."""
+        ...
+
+    async def get(self, entity: Entity, id_: str) -> Remote | None:
+        """The record, or None when it does not exist or is in the trash."""
+        ...
+
+    async def update(self, entity: Entity, id_: str, changes: dict[str, Any], rev: str | None) -> Remote:
+        """Set top-level fields (customFields: only the names given); `rev` guards against lost updates."""
+        ...
+
+    async def delete(self, entity: Entity, id_: str, rev: str | None) -> None:
+        """Delete (to Nutshell's trash where it has one). Raises Gone when already gone."""
+        ...
+
+    async def undelete(self, entity: Entity, id_: str) -> Remote:
+        """Take a record back out of the trash (rollback of a replacement)."""
+        ...
+
+    async def find_marked(
+        self,
+        entity: Entity,
+        marker: str,
+        *,
+        parent_id: str | None = None,
+        email: str | None = None,
+        name: str | None = None,
+    ) -> list[Remote]:
+        """Records carrying `marker` (contacts: the Cliniko Patient ID value; others: a marker in the
+        description or body). `parent_id`, `email` and `name` narrow the search where the adapter can use
+        them; without a hit it must look at everything rather than miss the record."""
+        ...
+
+    async def find_people_by_email(self, email: str) -> list[Remote]: ...
+
+    async def upload_file(self, activity_id: str, spec: FileSpec) -> Remote:
+        """Put a file on a logged activity; the Remote is the file (fields: name, size)."""
+        ...
+
+    async def find_file(self, activity_id: str, name: str) -> Remote | None:
+        """A file of that name on the activity (size 0: reserved but never uploaded)."""
+        ...
+
+    async def list_files(self, activity_id: str) -> list[Remote]:
+        """The files on an activity ([] when the activity is gone)."""
+        ...
+
+    def scan(self, entity: Entity) -> AsyncIterator[Remote]:
+        """Every live record of a type (reconcile counts those that carry our markers)."""
+        ...
+
+    def budget(self) -> DestinationBudget: ...

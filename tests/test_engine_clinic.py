@@ -1,0 +1,260 @@
+"""The engine over a synthetic clinic (loaded straight into the store) and the in-memory Nutshell: the plan's
+order and references, idempotency, sample and diff, delta, reconcile and rollback end to end, without HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cliniko2nutshell.engine.api import Engine, EngineError, RunOptions, SampleOptions, status
+from cliniko2nutshell.engine.destination import Entity
+from cliniko2nutshell.engine.diff import Status
+from cliniko2nutshell.engine.journal import Outcome, RunKind
+from cliniko2nutshell.engine.markers import PATIENT_ID_FIELD
+from cliniko2nutshell.engine.ops import PHASES
+from cliniko2nutshell.engine.plan import activity_type_ids
+from cliniko2nutshell.engine.rollback import RollbackScope, ScopeKind, Step
+from cliniko2nutshell.mapping.catalog import Catalog
+from cliniko2nutshell.mapping.defaults import default_map
+from cliniko2nutshell.mapping.model import MigrationMap, PractitionerChoice, PractitionerDecision
+from cliniko2nutshell.mapping.names import is_valid_email
+from cliniko2nutshell.project.store import RecordRow
+from tests.fakes.clinic_store import load_clinic, nutshell_seed
+from tests.fakes.destination import FakeNutshell
+
+FALLBACK = "1-users"
+
+
+def clinic_map(project, types: list[str]) -> MigrationMap:
+    catalog = Catalog.from_store(project.store)
+    choices = {pid: PractitionerChoice(decision=PractitionerDecision.FALLBACK) for pid in catalog.practitioners}
+    m = default_map(catalog, activity_types=types)
+    return m.model_copy(update={"fallback_owner": FALLBACK, "practitioners": choices, "confirmed": True})
+
+
+@pytest.fixture
+def clinic(project, small_clinic_db: Path):
+    load_clinic(project, small_clinic_db)
+    types = nutshell_seed(small_clinic_db)["activity_types"]
+    dest = FakeNutshell()
+    # Someone already in Nutshell shares an e-mail with a patient: the default policy links to them.
+    patient = next(
+        r for r in project.store.iter_records("patients") if is_valid_email(r.get("email")) and not r.get("merged_at")
+    )
+    theirs = dest.seed(Entity.CONTACTS, {"name": "Already There", "emails": [{"value": patient["email"]}]})
+    events: list = []
+    engine = Engine(project, dest, clinic_map(project, types),
+                    activity_type_ids((t, f"{i + 1}-activityTypes") for i, t in enumerate(types)),
+                    sink=events.append, durable=False)  # fmt: skip
+    return engine, dest, theirs, patient, events
+
+
+def planned(engine: Engine) -> dict[tuple[str, str], object]:
+    plan = engine.plan()
+    return {op.key: op for phase in PHASES for op in plan.ops(phase) if op.payload is not None or op.file}
+
+
+def unmappable(engine: Engine) -> set[tuple[str, str]]:
+    plan = engine.plan()
+    return {op.key for phase in PHASES for op in plan.ops(phase) if op.unmappable}
+
+
+async def test_full_run_writes_every_planned_record_once_and_again_nothing(clinic) -> None:
+    engine, dest, theirs, patient, _ = clinic
+    summary = await engine.full()
+    # the clinic has records that cannot be mapped (an upload Cliniko never finished processing): reported
+    assert summary.outcome is Outcome.PARTIAL, summary.as_dict()
+    assert {(q.object, q.source_id) for q in engine.journal.quarantine_list()} == unmappable(engine) != set()
+    assert {q.category for q in engine.journal.quarantine_list()} == {"unmappable"}
+    expected = planned(engine)
+    mapped = {(m.object, m.source_id): m for m in engine.journal.iter_mapped()}
+    assert set(expected) == set(mapped)
+    # every person carries its Cliniko id; the colliding patient was linked to the existing person
+    people = dest.live(Entity.CONTACTS)
+    ids = sorted((p.fields.get("customFields") or {}).get(PATIENT_ID_FIELD) for p in people)
+    assert ids == sorted(s for o, s in expected if o == "person")
+    assert mapped[("person", patient["id"])].nutshell_id == theirs
+    assert dest.records[theirs].fields["name"] == "Already There"
+    # every activity names its person, every file sits on its activity
+    for (obj, sid), m in mapped.items():
+        rec = dest.records.get(m.nutshell_id)
+        if obj in ("appointment", "attendance", "communication"):
+            person = mapped[("person", expected[(obj, sid)].patient_id)].nutshell_id
+            assert person in rec.fields["links"]["participants"]
+        if obj.endswith("_file"):
+            host = dest.records[m.parent_id]
+            assert [f["name"] for f in host.files] == [expected[(obj, sid)].file.name]
+    before, writes = dest.state(), dest.writes()
+    again = await engine.full()
+    assert dest.writes() == writes and dest.state() == before
+    assert sum(c.unchanged for c in again.counts.values()) == len(expected)
+
+
+async def test_sample_covers_every_stratum_and_diffs_field_by_field(clinic) -> None:
+    engine, _, _, _, _ = clinic
+    result = await engine.sample(SampleOptions(size=100))
+    sel = result.selection
+    assert all(sel.strata[s] for s in sel.strata), "every stratum has a sampled patient"
+    assert {m.patient_id for m in engine.journal.iter_mapped() if m.patient_id} <= set(sel.patients)
+    counts = result.diff.counts()
+    assert counts["mismatch"] == len([r for r in result.diff.rows if r.status is Status.MISMATCH])
+    # the only problems: the linked person's own values (link-and-fill-empty keeps them), and records that
+    # cannot be mapped (missing, with the reason)
+    linked = {m.source_id for m in engine.journal.iter_mapped() if m.origin.value == "linked"}
+    cannot = {k[1] for k in unmappable(engine)}
+    assert {r.source_id for r in result.diff.problems} <= linked | cannot
+    assert all(r.note for r in result.diff.problems if r.source_id in cannot)
+    assert counts["match"] > 100 and counts["transformed"] > 0
+    assert all(Path(p).exists() for p in result.reports)
+    # the sample can be undone and run again
+    again = await engine.sample(SampleOptions(size=100, rollback_previous=True))
+    assert again.rollback is not None and again.rollback.verification.ok
+    assert again.rollback.outcome is Outcome.SUCCESS
+
+
+async def test_reconcile_counts_what_nutshell_holds(clinic) -> None:
+    engine, dest, _, _, _ = clinic
+    await engine.full()
+    result = await engine.reconcile()
+    assert result.reconciliation.balanced, result.reconciliation.as_dict()
+    assert result.outcome is Outcome.PARTIAL  # the unmappable records are listed with their reasons
+    assert {q.category for q in result.reconciliation.quarantine} == {"unmappable"}
+    # a record deleted in Nutshell behind our back, and a duplicate, are found
+    victim = next(m for m in engine.journal.iter_mapped() if m.object == "appointment")
+    dest.records[victim.nutshell_id].deleted = True
+    copy = next(m for m in engine.journal.iter_mapped() if m.object == "medical_alert")
+    twin = dest.seed(Entity.NOTES, dict(dest.records[copy.nutshell_id].fields))
+    stray = dest.seed(Entity.ACCOUNTS, {"name": "x", "description": "cliniko:company:424242"})
+    rec = (await engine.reconcile()).reconciliation
+    assert rec.missing == [("appointment", victim.source_id, victim.nutshell_id)]
+    assert rec.duplicates == [("medical_alert", copy.source_id, sorted([copy.nutshell_id, twin]))]
+    assert rec.orphans == [("company", "424242", stray)]
+
+
+async def test_delta_updates_changes_and_leaves_nutshell_edits(clinic, project) -> None:
+    engine, dest, _, _, _ = clinic
+    await engine.full()
+    store = project.store
+    people = [r for r in store.iter_records("patients") if not r.get("merged_at") and r.get("first_name")]
+    changed, edited = people[1], people[2]
+    # as an incremental extraction would leave them: changed records, extracted after the full run
+    with store.transaction() as tx:
+        for raw in (changed, edited):
+            raw = dict(raw, occupation="Astronaut")
+            store.upsert_records([RecordRow("patients", raw["id"], raw)], tx)
+        tx.execute("UPDATE cliniko_records SET extracted_at = '2999-01-01T00:00:00Z' WHERE object = 'patients' "
+                   "AND id IN (?, ?)", (changed["id"], edited["id"]))  # fmt: skip
+    theirs = engine.journal.mapped("person", edited["id"]).nutshell_id
+    dest.edit(theirs, description="Edited by the clinic in Nutshell")
+    result = await engine.apply_changes("2999-01-01T00:00:00Z", RunOptions())
+    assert result.patients == 2 and result.outcome is Outcome.PARTIAL
+    assert result.summary.counts["person"].updated == 1 and result.summary.counts["person"].conflicts == 1
+    ours = dest.records[engine.journal.mapped("person", changed["id"]).nutshell_id]
+    assert "Occupation: Astronaut" in ours.fields["description"]
+    assert dest.records[theirs].fields["description"] == "Edited by the clinic in Nutshell"
+    (conflict,) = engine.journal.conflicts(result.summary.run_id)
+    assert conflict.fields == ["description"]
+
+
+async def test_rollback_everything_returns_nutshell_to_where_it_was(clinic) -> None:
+    engine, dest, theirs, _, _ = clinic
+    start = dest.state()
+    await engine.full()
+    engine.journal.record_schema_change("contacts", "Total Invoiced", "Currency", None)
+    pv = await engine.rollback_preview(RollbackScope())
+    assert pv.checked and not pv.edited_since
+    assert [i.nutshell_id for i in pv.by_step(Step.RESTORE)] == [theirs]
+    assert "custom field contacts/Total Invoiced" in pv.cannot_undo[0]
+    result = await engine.rollback(RollbackScope())
+    assert result.outcome is Outcome.SUCCESS and result.verification.ok
+    assert result.verification.gone == result.verification.checked > 0
+    assert dest.state() == start
+    assert engine.journal.count_mapped() == {}
+
+
+async def test_rollback_of_one_object_type_takes_its_dependents_along(clinic) -> None:
+    engine, dest, _, _, _ = clinic
+    await engine.full()
+    people_before = len(dest.live(Entity.CONTACTS))
+    result = await engine.rollback(RollbackScope(ScopeKind.OBJECTS, objects=("activities",)))
+    assert result.outcome is Outcome.SUCCESS
+    assert dest.live(Entity.ACTIVITIES) == [] and len(dest.live(Entity.CONTACTS)) == people_before
+    left = engine.journal.count_mapped()
+    assert set(left) == {"company", "person", "treatment_note", "patient_note", "appointment_note", "medical_alert"}
+    # running again brings the activities and files back
+    await engine.full()
+    assert set(engine.journal.count_mapped()) >= {"appointment", "attachment_file", "treatment_note_file"}
+
+
+async def test_rollback_skips_what_was_edited_since_and_reports_it(clinic) -> None:
+    engine, dest, theirs, _, _ = clinic
+    await engine.full()
+    victim = next(m for m in engine.journal.iter_mapped() if m.object == "company")
+    dest.edit(victim.nutshell_id, name="Renamed by the clinic")
+    pv = await engine.rollback_preview(RollbackScope())
+    assert [(i.source_id, i.edited) for i in pv.edited_since] == [(victim.source_id, ("name",))]
+    result = await engine.rollback(RollbackScope())
+    assert result.outcome is Outcome.PARTIAL and result.verification.ok
+    assert result.verification.reported == 1
+    # the edited company stays (with its edit); everything else we created is gone
+    assert {r.id for r in dest.live()} == {victim.nutshell_id, theirs}
+    assert dest.records[victim.nutshell_id].fields["name"] == "Renamed by the clinic"
+
+
+async def test_unresolved_practitioners_block_the_run(clinic) -> None:
+    engine, _, _, _, _ = clinic
+    pid = next(iter(engine.mapping.practitioners))
+    choices = dict(engine.mapping.practitioners)
+    choices[pid] = PractitionerChoice(decision=PractitionerDecision.UNRESOLVED)
+    engine.mapping = engine.mapping.model_copy(update={"practitioners": choices})
+    with pytest.raises(EngineError, match="practitioner"):
+        await engine.full()
+
+
+async def test_status_needs_no_network(clinic, project) -> None:
+    engine, _, _, _, _ = clinic
+    await engine.full()
+    report = status(project)
+    assert report.runs[-1].kind is RunKind.FULL and report.mapped["person"] > 0
+    assert json.dumps(report.as_dict())
+
+
+async def test_a_patient_merged_after_the_full_run_hands_its_history_to_the_survivor(clinic, project) -> None:
+    engine, dest, _, _, _ = clinic
+    await engine.full()
+    store, journal = project.store, engine.journal
+    mapped_people = {m.source_id for m in journal.iter_mapped(objects=["person"])}
+    busy = [
+        pid for pid in sorted(mapped_people)
+        if any(m.object == "appointment" for m in journal.iter_mapped(patient_ids=[pid]))
+        and any(m.object == "treatment_note" for m in journal.iter_mapped(patient_ids=[pid]))
+    ]  # fmt: skip
+    loser, survivor = busy[0], busy[1]
+    loser_person = journal.mapped("person", loser).nutshell_id
+    survivor_person = journal.mapped("person", survivor).nutshell_id
+    history = [m for m in journal.iter_mapped(patient_ids=[loser]) if m.object != "person"]
+    raw = store.get_record("patients", loser)
+    raw |= {"merged_at": "2026-11-20T00:00:00Z", "archived_at": "2026-11-20T00:00:00Z",
+            "merged_with_patient": {"links": {"self": f"http://x/v1/patients/{survivor}"}}}  # fmt: skip
+    with store.transaction() as tx:
+        store.upsert_records([RecordRow("patients", loser, raw, archived=True)], tx)
+        tx.execute("UPDATE cliniko_records SET extracted_at = '2999-01-01T00:00:00Z' WHERE object = 'patients' "
+                   "AND id = ?", (loser,))  # fmt: skip
+    before = dest.state()
+    result = await engine.apply_changes("2999-01-01T00:00:00Z")
+    assert result.summary.counts["person"].deleted == 1  # the merged patient's person is retired
+    assert dest.records[loser_person].deleted
+    for m in history:
+        now = journal.mapped(m.object, m.source_id)
+        assert now is not None and now.patient_id == survivor
+        rec = dest.records.get(now.nutshell_id)
+        if m.object == "appointment":
+            assert survivor_person in rec.fields["links"]["participants"]
+        if m.object == "treatment_note":
+            assert rec.fields["parent"] == survivor_person and dest.records[m.nutshell_id].deleted
+    # and rolling that delta back puts everything where it was
+    undo = await engine.rollback(RollbackScope(ScopeKind.RUN, result.summary.run_id))
+    assert undo.outcome is Outcome.SUCCESS and undo.verification.ok
+    assert dest.state() == before
