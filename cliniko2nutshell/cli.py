@@ -94,6 +94,8 @@ def _add_project_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
     sp.add_argument("--confirm", action="store_true", help="confirm the map (refused while decisions are open)")
     sp.set_defaults(handler=_cmd_map)
 
+    _add_engine_parsers(sub)
+
     sp = sub.add_parser("plan", help="write the pre-flight report to reports/ and print its summary")
     _project_args(sp, nutshell=True)
     sp.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -268,6 +270,311 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         return 0 if summary.get("ready") else 3
 
     return _with_snapshot(args, "plan", body)
+
+
+# -- the engine's commands ------------------------------------------------------------------------------------
+# Exit codes: 0 success, 3 partial (records quarantined, conflicts skipped, items left) or not ready,
+# 1 failure (the run stopped; it resumes with `run --resume`), 2 could not start (usage, project, credentials).
+EXIT = {"success": 0, "partial": 3, "failure": 1}
+
+
+def _add_engine_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def add(name: str, text: str, handler, *, network: bool = True):  # type: ignore[no-untyped-def]
+        sp = sub.add_parser(name, help=text)
+        _project_args(sp, nutshell=network, cliniko=name == "delta")
+        sp.add_argument("--json", action="store_true", help="print a machine-readable summary")
+        if network:
+            sp.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+            sp.add_argument("--workers", type=int, default=8, help="writes to Nutshell in flight at most")
+        sp.set_defaults(handler=handler)
+        return sp
+
+    sp = add("fields", "check Nutshell's custom fields against the map; --create makes the missing ones", _cmd_fields)
+    sp.add_argument("--create", action="store_true", help="create the missing custom fields (cannot be undone)")
+    sp.add_argument("--cap", type=int, help="your Nutshell plan's custom-field cap, if you know it")
+    sp = add("sample", "migrate a representative slice and diff it field by field", _cmd_sample)
+    sp.add_argument("--size", type=int, default=200, help="patients in the sample (100-500 recommended)")
+    sp.add_argument("--patients", help="comma-separated Cliniko patient ids instead of a stratified sample")
+    sp.add_argument("--again", action="store_true", help="roll the previous sample back first, then run it anew")
+    sp = add("run", "the full migration of everything not yet migrated", _cmd_run)
+    group = sp.add_mutually_exclusive_group()
+    group.add_argument("--retry-failed", action="store_true", help="re-run only the quarantined records")
+    group.add_argument("--resume", action="store_true", help="carry on the last paused or interrupted run")
+    sp = add("delta", "pick up what changed in Cliniko since the full run, and apply it", _cmd_delta)
+    sp.add_argument(
+        "--conflicts",
+        choices=["skip", "overwrite", "ask"],
+        default="skip",
+        help="records edited in Nutshell since we wrote them: skip (default), overwrite, or ask for each",
+    )
+    add("reconcile", "count source vs Nutshell per object; list failed records", _cmd_reconcile)
+    sp = add("rollback", "undo what the migration wrote (preview first)", _cmd_rollback)
+    sp.add_argument("--scope", default="everything", help="everything (default), run:N, or objects:a,b")
+    sp.add_argument("--force", action="store_true", help="also undo records edited in Nutshell since we wrote them")
+    add("status", "what the project holds: runs, mapped records, quarantine (no network)", _cmd_status, network=False)
+
+
+def _confirm(args: argparse.Namespace, question: str, typed: str | None = None) -> bool:
+    """Ask on the terminal unless --yes; with no terminal and no --yes, refuse rather than guess."""
+    if getattr(args, "yes", False):
+        return True
+    if not sys.stdin.isatty():
+        print("Not a terminal: pass --yes to go ahead without a prompt.", file=sys.stderr)
+        return False
+    if typed:
+        return input(f"{question} Type {typed} to go ahead: ").strip() == typed
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _print_result(args: argparse.Namespace, result, lines: list[str]) -> int:  # type: ignore[no-untyped-def]
+    outcome = result.outcome.value
+    if args.json:
+        data = result.as_dict() if hasattr(result, "as_dict") else {}
+        print(json.dumps({**data, "outcome": outcome}, default=str))
+    else:
+        print("\n".join([*lines, f"Outcome: {outcome}"]))
+    return EXIT[outcome]
+
+
+def _engine_command(args: argparse.Namespace, command: str, work) -> int:  # type: ignore[no-untyped-def]
+    """Open the project, connect to Nutshell (and Cliniko for a delta), run `work(engine, clients)`."""
+    import asyncio
+
+    from cliniko2nutshell.connections import MissingCredentials, cliniko_client, nutshell_client, project_secrets
+    from cliniko2nutshell.engine.api import Engine, EngineError
+    from cliniko2nutshell.engine.progress import RunProgress
+    from cliniko2nutshell.mapping.mapfile import MapError
+    from cliniko2nutshell.nutshell.errors import NutshellError
+    from cliniko2nutshell.project.logs import attach_project_log, detach_project_log
+
+    project = _open(args, command)
+    if project is None:
+        return 2
+    with project:
+        if not project.mapping_path.exists():
+            print("No map yet: run `cliniko2nutshell map` (and confirm it) first.", file=sys.stderr)
+            return 2
+        progress = RunProgress(sys.stderr)
+        secrets = project_secrets(project)
+        try:
+            nutshell = nutshell_client(project, secrets)
+            cliniko = cliniko_client(project, secrets, sink=progress) if command == "delta" else None
+        except MissingCredentials as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        log = attach_project_log(project.logs_dir)
+
+        async def go() -> int:
+            async with nutshell:
+                engine = await Engine.connect(project, nutshell, sink=progress)
+                if cliniko is None:
+                    return await work(engine, nutshell)
+                async with cliniko:
+                    return await work(engine, cliniko)
+
+        try:
+            with progress:
+                return asyncio.run(go())
+        except (EngineError, MapError, ValueError) as exc:  # ValueError: options the engine refuses
+            print(exc, file=sys.stderr)
+            return 2
+        except NutshellError as exc:
+            print(
+                f"Nutshell: {exc}. Nothing is lost: the journal has every write; run again to resume.", file=sys.stderr
+            )
+            return 1
+        except KeyboardInterrupt:
+            print("Interrupted. Nothing is lost: `run --resume` carries on where this stopped.", file=sys.stderr)
+            return 130
+        finally:
+            detach_project_log(log)
+
+
+def _summary_lines(summary) -> list[str]:  # type: ignore[no-untyped-def]
+    lines = [f"{name:<28} {c.as_dict()}" for name, c in sorted(summary.counts.items())]
+    if summary.message:
+        lines.append(summary.message)
+    lines += [f"report: {p}" for p in summary.reports]
+    return lines
+
+
+def _cmd_fields(args: argparse.Namespace) -> int:
+    async def work(engine, nutshell) -> int:  # type: ignore[no-untyped-def]
+        from cliniko2nutshell.nutshell.models import Entity
+        from cliniko2nutshell.nutshell.schema_check import RequiredField, SchemaNeeds, check_schema
+
+        needs = SchemaNeeds(
+            custom_fields=[
+                RequiredField(Entity(f.entity.lower()), f.name, f.type, tuple(f.choices))
+                for f in engine.mapping.custom_fields
+            ]
+        )
+        report = await check_schema(nutshell, needs, custom_field_cap=args.cap)
+        for check in report.fields:
+            req = check.required
+            extra = f", Nutshell has {check.existing.type}" if check.existing and check.state.value != "present" else ""
+            print(f"  {req.entity.value:<9} {req.name} ({req.type}): {check.state.value}{extra}")
+        cap = report.cap
+        print(f"  custom-field cap: {cap.cap if cap.cap is not None else 'unknown'}; {cap.to_create} to create")
+        if not args.create:
+            return 0
+        if not _confirm(args, "Create the missing custom fields? Nutshell's API cannot delete them afterwards."):
+            return 2
+        result = await engine.ensure_custom_fields(nutshell, custom_field_cap=args.cap)
+        for c in result.created:
+            print(f"created {c.entity.value} custom field {c.name!r} ({c.type})")
+        for failure in getattr(result, "failures", []):
+            print(f"not created: {failure}", file=sys.stderr)
+        return 3 if getattr(result, "failures", None) else 0
+
+    return _engine_command(args, "fields", work)
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from cliniko2nutshell.engine.api import SampleOptions
+
+    patients = [p.strip() for p in args.patients.split(",") if p.strip()] if args.patients else None
+
+    async def work(engine, _client) -> int:  # type: ignore[no-untyped-def]
+        what = f"{len(patients)} named patients" if patients else f"a sample of about {args.size} patients"
+        if not _confirm(args, f"Migrate {what} to Nutshell (undo with `rollback --scope run:N`)?"):
+            return 2
+        result = await engine.sample(
+            SampleOptions(size=args.size, patients=patients, rollback_previous=args.again, workers=args.workers)
+        )
+        lines = _summary_lines(result.summary)
+        lines.append(f"diff: {len(result.diff.problems)} field(s) differ from what the map expects")
+        return _print_result(args, result.summary if args.json else result, lines)
+
+    return _engine_command(args, "sample", work)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from cliniko2nutshell.engine.api import RunOptions
+
+    async def work(engine, _client) -> int:  # type: ignore[no-untyped-def]
+        options = RunOptions(workers=args.workers)
+        if args.resume:
+            summary = await engine.resume(options=options)
+        elif args.retry_failed:
+            summary = await engine.retry(options)
+        else:
+            if not _confirm(args, "Migrate everything not yet migrated to Nutshell?"):
+                return 2
+            summary = await engine.full(options)
+        return _print_result(args, summary, _summary_lines(summary))
+
+    return _engine_command(args, "run", work)
+
+
+def _cmd_delta(args: argparse.Namespace) -> int:
+    from cliniko2nutshell.engine.api import RunOptions
+    from cliniko2nutshell.engine.runner import ConflictPolicy
+
+    def ask(conflict) -> ConflictPolicy:  # type: ignore[no-untyped-def]
+        fields = ", ".join(getattr(conflict, "fields", ()) or ())
+        question = f"{getattr(conflict, 'object', 'record')} {getattr(conflict, 'source_id', '')} was edited in "
+        question += f"Nutshell since we wrote it ({fields}). Overwrite it?"
+        return ConflictPolicy.OVERWRITE if _confirm(args, question) else ConflictPolicy.SKIP
+
+    async def work(engine, cliniko) -> int:  # type: ignore[no-untyped-def]
+        policy = ConflictPolicy(args.conflicts)
+        if policy is ConflictPolicy.ASK and not sys.stdin.isatty():
+            print("--conflicts ask needs a terminal; choose skip or overwrite.", file=sys.stderr)
+            return 2
+        if not _confirm(args, "Fetch Cliniko's changes since the last extraction and apply them to Nutshell?"):
+            return 2
+        result = await engine.delta(cliniko, RunOptions(conflicts=policy, ask=ask, workers=args.workers))
+        lines = [f"changed: {result.patients} patients, {result.companies} companies", *_summary_lines(result.summary)]
+        return _print_result(args, result.summary if args.json else result, lines)
+
+    return _engine_command(args, "delta", work)
+
+
+def _cmd_reconcile(args: argparse.Namespace) -> int:
+    async def work(engine, _client) -> int:  # type: ignore[no-untyped-def]
+        result = await engine.reconcile()
+        rec = result.reconciliation
+        lines = [json.dumps(rec.as_dict(), indent=1, default=str)] + [f"report: {p}" for p in result.reports]
+        if args.json:
+            print(
+                json.dumps({**rec.as_dict(), "reports": result.reports, "outcome": result.outcome.value}, default=str)
+            )
+            return EXIT[result.outcome.value]
+        return _print_result(args, result, lines)
+
+    return _engine_command(args, "reconcile", work)
+
+
+def _parse_scope(text: str):  # type: ignore[no-untyped-def]
+    from cliniko2nutshell.engine.rollback import RollbackScope, ScopeKind
+
+    kind, _, rest = text.partition(":")
+    if kind == "everything" and not rest:
+        return RollbackScope()
+    if kind == "run" and rest.isdigit():
+        return RollbackScope(ScopeKind.RUN, int(rest))
+    if kind == "objects" and rest:
+        return RollbackScope(ScopeKind.OBJECTS, objects=tuple(o.strip() for o in rest.split(",") if o.strip()))
+    raise ValueError(f"--scope {text!r}: use everything, run:N or objects:a,b")
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    try:
+        scope = _parse_scope(args.scope)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    async def work(engine, _client) -> int:  # type: ignore[no-untyped-def]
+        preview = await engine.rollback_preview(scope)
+        if not args.json:
+            print(f"Rollback preview ({scope.describe()}):")
+            for obj, counts in sorted(preview.counts().items()):
+                print(f"  {obj:<28} {counts}")
+            for line in preview.cannot_undo:
+                print(f"  left in place: {line}")
+            if preview.edited_since and not args.force:
+                print(f"  {len(preview.edited_since)} record(s) edited in Nutshell since we wrote them are skipped.")
+        if not preview.items:
+            print("Nothing to roll back.", file=sys.stderr)
+            return 0
+        if not _confirm(args, "Roll back as previewed?", typed="ROLLBACK"):
+            return 2
+        result = await engine.rollback(scope, force=args.force)
+        v = result.verification
+        lines = _summary_lines(result.summary)
+        lines.append(f"verification: {v.gone} of {v.checked} gone, {v.reported} left as previewed")
+        lines += [f"  STILL THERE: {o} {s} -> {n}" for o, s, n in v.still_there]
+        return _print_result(args, result.summary if args.json else result, lines)
+
+    return _engine_command(args, "rollback", work)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from cliniko2nutshell.engine.api import status
+    from cliniko2nutshell.project import ProjectError, open_project
+
+    try:
+        project = open_project(args.project, write=False)
+    except ProjectError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    with project:
+        report = status(project)
+    data = report.as_dict()
+    if args.json:
+        print(json.dumps(data))
+    else:
+        for r in data["runs"]:
+            print(f"run {r['id']:>3} {r['kind']:<9} {r['status']:<12} {r['outcome'] or '-':<8} map v{r['map_version']}")
+        print(f"extracted: {data['source']}")
+        print(f"in Nutshell: {data['mapped']}")
+        print(
+            f"quarantined: {data['quarantined']}; unknown outcomes: {data['open_operations']}; "
+            f"resumable runs: {data['resumable']}"
+        )
+    return EXIT[report.outcome.value]
 
 
 def _format_plan(summary: dict) -> str:  # type: ignore[type-arg]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from fixtures.nutshell import nutshell_seed_from_clinic
 
@@ -71,6 +72,30 @@ def test_init_extract_map_plan(small_clinic_db: Path, tmp_path: Path) -> None:
         assert plan["patients"] == 30
         files = [Path(f) for f in plan["files"]]
         assert {f.suffix for f in files} == {".csv", ".html"} and all(f.exists() for f in files)
+        # The engine's commands, as a support engineer chains them.
+        before = httpx.get(nutshell.state_url, timeout=30).json()
+        r = _run(["run", "--project", str(project), "--json"], env)
+        assert r.returncode == 2 and "--yes" in r.stderr  # no terminal, no --yes: refuse rather than guess
+        r = _run(["fields", "--project", str(project), "--create", "--yes"], env)
+        assert r.returncode == 0, r.stderr
+        assert "created contacts custom field" in r.stdout
+        r = _run(["run", "--project", str(project), "--yes", "--json"], env)
+        assert r.returncode in (0, 3), r.stderr  # 3: partial, the planted unprocessed upload is quarantined
+        run = json.loads(r.stdout)
+        assert run["kind"] == "full" and run["counts"]["person"]["created"] > 0
+        r = _run(["status", "--project", str(project), "--json"], env)
+        status = json.loads(r.stdout)
+        assert status["mapped"]["person"] == run["counts"]["person"]["done"]
+        assert r.returncode == {"success": 0, "partial": 3}[status["outcome"]]
+        r = _run(["reconcile", "--project", str(project), "--json"], env)
+        assert json.loads(r.stdout)["balanced"] is True, r.stdout
+        r = _run(["rollback", "--project", str(project), "--scope", "bogus"], env)
+        assert r.returncode == 2 and "--scope" in r.stderr
+        r = _run(["rollback", "--project", str(project), "--yes", "--json"], env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        after = httpx.get(nutshell.state_url, timeout=30).json()
+        assert after["live"] == before["live"]  # custom-field definitions stay: the API cannot delete them
+
         # Keys never reach the project folder.
         for p in project.rglob("*"):
             if p.is_file():

@@ -1,0 +1,94 @@
+"""Headless rendering of run events: a bar per object on a terminal, plain lines otherwise.
+
+The CLI's consumer of engine/events.py (the wizard's dashboard is the other). Ids, counts and Nutshell's
+messages only; never record contents. Extraction events (a delta extracts first) are shown as one line each.
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from cliniko2nutshell.cliniko.events import ObjectFinished as ExtractedObject
+from cliniko2nutshell.engine.events import (
+    Budgets,
+    ConflictFound,
+    ObjectProgress,
+    PhaseStarted,
+    RecordFailed,
+    Recovered,
+    RunFinished,
+    RunPaused,
+    RunStarted,
+    Throughput,
+)
+from cliniko2nutshell.events import Event
+
+
+class RunProgress:
+    """An EventSink: `with RunProgress(sys.stderr) as sink: ... sink(event)`."""
+
+    def __init__(self, stream: TextIO, live: bool | None = None) -> None:
+        self.stream = stream
+        self.live = stream.isatty() if live is None else live
+        self._progress = Progress(
+            TextColumn("{task.description:<26}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}"),
+            TimeElapsedColumn(),
+            console=Console(file=stream),
+        )
+        self._tasks: dict[str, TaskID] = {}
+        self._budget = ""
+
+    def __enter__(self) -> RunProgress:
+        if self.live:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self._progress.stop()
+
+    def _say(self, text: str) -> None:
+        if self.live:
+            self._progress.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def __call__(self, event: Event) -> None:
+        match event:
+            case RunStarted(run_id=run_id, kind=kind, map_version=version):
+                self._say(f"Run {run_id} ({kind}) started with map version {version}.")
+            case PhaseStarted(phase=phase, total=total):
+                self._say(f"{phase}: {total} records")
+            case ObjectProgress(object=name, done=done, total=total, failed=failed):
+                if self.live:
+                    if name not in self._tasks:
+                        self._tasks[name] = self._progress.add_task(name, total=total, note="")
+                    note = (f"{failed} failed  " if failed else "") + self._budget
+                    self._progress.update(self._tasks[name], completed=done, total=total, note=note)
+            case Throughput(ops_per_second=rate, done=done, total=total, eta_seconds=eta):
+                if not self.live and total and done % 500 == 0:
+                    left = f", about {round(eta)} s left" if eta is not None else ""
+                    self._say(f"  {done}/{total} records, {rate:.1f}/s{left}")
+            case Budgets(nutshell_concurrency=conc, nutshell_throttled=throttled):
+                self._budget = f"Nutshell concurrency {conc}" + (f", {throttled} throttled" if throttled else "")
+            case RecordFailed(object=obj, source_id=sid, category=category, reason=reason):
+                self._say(f"  quarantined {obj} {sid} ({category}): {reason}")
+            case ConflictFound(object=obj, source_id=sid, nutshell_id=nid, decision=decision, fields=fields):
+                what = f" ({', '.join(fields)})" if fields else ""
+                self._say(f"  conflict: {obj} {sid} -> {nid} edited in Nutshell since we wrote it{what}: {decision}")
+            case Recovered(object=obj, source_id=sid, found=found):
+                self._say(f"  settled an unknown outcome: {obj} {sid} {'found in Nutshell' if found else 'not sent'}")
+            case RunPaused(run_id=run_id, reason=reason):
+                self._say(f"Run {run_id} paused: {reason}")
+            case RunFinished(run_id=run_id, outcome=outcome, status=status, elapsed_seconds=elapsed):
+                self._say(f"Run {run_id} {status} ({outcome}) in {elapsed:.1f} s.")
+            case ExtractedObject(object=name, records=records):
+                self._say(f"extracted {name}: {records} records")
+            case _:
+                pass
