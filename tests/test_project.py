@@ -210,3 +210,22 @@ def test_project_log_is_private_and_masks_emails_and_credentials(tmp_path: Path)
     assert "836447129235883061" in text
     assert "jane.doe@example.com" not in text and "c2VjcmV0OmtleQ==" not in text
     assert _mode(path) == 0o600
+
+
+def test_store_migrates_an_older_project_forward(tmp_path: Path) -> None:
+    import sqlite3
+
+    from cliniko2nutshell.project.store import MIGRATIONS, _split_sql
+
+    conn = sqlite3.connect(tmp_path / "old.db")
+    for statement in _split_sql(MIGRATIONS[0]):
+        conn.execute(statement)
+    conn.execute("INSERT INTO cliniko_records (object, id, raw, extracted_at) VALUES ('patients', '1', '{}', 'x')")
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    store = Store(tmp_path / "old.db")
+    assert store.schema_version == SCHEMA_VERSION > 1
+    assert store.get_record("patients", "1") == {}  # data kept across the upgrade
+    names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
+    assert {"journal", "id_map", "cliniko_records_invoice"} <= names

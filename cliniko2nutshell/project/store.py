@@ -198,6 +198,10 @@ MIGRATIONS: list[str] = [
     );
     ALTER TABLE extract_state ADD COLUMN run_id INTEGER;  -- the extraction that began the object's current run
     """,
+    # 4: invoice items are read per invoice (derived fields, pre-flight): without it a scan per invoice.
+    """
+    CREATE INDEX cliniko_records_invoice ON cliniko_records (object, invoice_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
