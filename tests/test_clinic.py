@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import sqlite3
 import statistics
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +23,7 @@ from typing import Any
 import pytest
 
 from cliniko2nutshell.sandbox import cliniko_db
-from cliniko2nutshell.sandbox.clinic import HARD_CASE_RESOURCES, generate_clinic
+from cliniko2nutshell.sandbox.clinic import HARD_CASE_RESOURCES, _Sink, generate_clinic
 from cliniko2nutshell.sandbox.nutshell_seed import validate_seed
 
 SPEC = Path(__file__).resolve().parent.parent.parent / "shared" / "specs" / "cliniko-openapi.json"
@@ -193,7 +196,11 @@ def _dump(path: Path) -> tuple[list[tuple[Any, ...]], ...]:
 def test_same_seed_gives_byte_identical_files_and_another_seed_differs(tmp_path: Path) -> None:
     a, b, c = tmp_path / "a.db", tmp_path / "b.db", tmp_path / "c.db"
     generate_clinic(a, 40, seed=5)
-    generate_clinic(b, 40, seed=5)
+    # another process with another string-hash seed: nothing may depend on set or dict-hash order
+    code = "import sys; from pathlib import Path; from cliniko2nutshell.sandbox.clinic import generate_clinic; "
+    code += "generate_clinic(Path(sys.argv[1]), 40, seed=5)"
+    env = {**os.environ, "PYTHONHASHSEED": "4242"}
+    subprocess.run([sys.executable, "-c", code, str(b)], check=True, env=env, cwd=Path(__file__).parent.parent)
     generate_clinic(c, 40, seed=6)
     dump_a, dump_b, dump_c = _dump(a), _dump(b), _dump(c)
     assert dump_a == dump_b
@@ -234,6 +241,31 @@ def test_bad_input_is_refused_and_loses_nothing(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="reference_time"):
         generate_clinic(tmp_path / "new.db", 10, reference_time="yesterday")
     assert not (tmp_path / "new.db").exists()
+
+
+def test_an_insert_error_on_the_writer_thread_reaches_the_caller(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "empty.db", check_same_thread=False)  # no records table: inserts fail
+    sink = _Sink(conn, batch=10)
+    with pytest.raises(sqlite3.OperationalError, match="records"):
+        for i in range(100):
+            sink.record("patients", str(i), "t", "t", None, None, None, "{}", "{}")
+        sink.close()
+    with pytest.raises(sqlite3.OperationalError):
+        sink.close()  # closing again neither hangs nor hides the error
+    conn.close()
+
+
+def test_a_failed_generation_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cliniko2nutshell.sandbox import clinic as clinic_module
+
+    def explode(self: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(clinic_module._Generator, "_write_meta", explode)
+    target = tmp_path / "half.db"
+    with pytest.raises(RuntimeError, match="boom"):
+        generate_clinic(target, 10)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_meta_describes_the_clinic(any_clinic: Clinic) -> None:

@@ -48,7 +48,7 @@ from cliniko2nutshell.sandbox import clinic_data as data
 from cliniko2nutshell.sandbox import cliniko_db
 from cliniko2nutshell.sandbox.nutshell_seed import DEFAULT_ACTIVITY_TYPES
 
-GENERATOR_VERSION = "2"  # bump whenever the output changes: run.py caches clinics by it
+GENERATOR_VERSION = "3"  # bump whenever the output changes: run.py caches clinics by it
 MIN_PATIENTS = 10
 MAX_PATIENTS = 100_000
 
@@ -126,8 +126,8 @@ def _write(path: Path, patients: int, seed: int, shard: str, ref: int) -> _Gener
         conn.execute("VACUUM")
         conn.execute("PRAGMA synchronous=OFF")
         conn.execute("PRAGMA cache_size=-131072")
-        # The shared schema's secondary indexes (whatever their names) are dropped here and re-created from it
-        # at the end; the UNIQUE constraint's own index stays (it cannot be dropped).
+        # The shared schema's indexes (whatever their names, the unique one included: the generator never repeats
+        # an id) are dropped here and re-created from it at the end, each in one sort.
         for (name,) in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records' AND sql IS NOT NULL"
         ).fetchall():
@@ -140,6 +140,7 @@ def _write(path: Path, patients: int, seed: int, shard: str, ref: int) -> _Gener
         finally:
             sink.close()
         conn.execute("COMMIT")
+        conn.execute("PRAGMA threads=2")  # lets the index sorts use a helper thread when a core is free
         conn.executescript(cliniko_db.SCHEMA)  # the indexes dropped above, built in one sort each
         conn.execute("PRAGMA journal_mode=WAL")
     finally:
@@ -329,6 +330,7 @@ class _Sink:
             self._other[sql] = []
 
     def close(self) -> None:
+        """Write what is pending and stop the writer; raise the first insert error, if any."""
         try:
             if self._error is None:
                 if self._rows:
@@ -336,25 +338,18 @@ class _Sink:
                 for sql, rows in self._other.items():
                     if rows:
                         self._put(sql, rows)
+        finally:
             self._rows = []
             self._other = {}
-            self._put(None)
-        finally:
+            self._queue.put(None)  # never blocks for long: the writer keeps draining, even after an error
             self._thread.join()
         if self._error is not None:
             raise self._error
 
-    def _put(self, sql: str | None, rows: list[tuple[Any, ...]] | None = None) -> None:
-        item = None if sql is None else (sql, rows or [])
-        while True:
-            if self._error is not None and item is not None:
-                raise self._error
-            try:
-                self._queue.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                if not self._thread.is_alive():
-                    raise RuntimeError("the clinic writer thread stopped") from self._error
+    def _put(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((sql, rows))
 
     def _run(self) -> None:
         while True:
@@ -593,6 +588,12 @@ class _Generator:
         self._unavailable_blocks()
         self._custom_field_definitions()
         self.referral_types = [(self.mint(setup), name, kind) for name, kind in data.REFERRAL_SOURCE_TYPES]
+
+        self._working: dict[tuple[int, str | None], list[int]] = {}  # practitioners at work, per day and category
+        individual = [t for t, at in enumerate(self.types) if at.max_attendees == 1]
+        self.own_types = [
+            [t for t in individual if self.types[t].category in p.categories] or individual for p in self.practitioners
+        ]
 
         # group classes: weekly slots per group type, more of them in bigger clinics
         per_type = 1 + scale // 8000
@@ -1129,7 +1130,8 @@ class _Generator:
         else:
             self.last_plain = (pid, email)
 
-        mobile = f"04{rng.randint(10, 99)} {rng.randint(100, 999)} {rng.randint(100, 999)}"
+        x = int(rng.random() * 90_000_000) + 10_000_000
+        mobile = f"04{x // 1_000_000:02d} {x // 1000 % 1000:03d} {x % 1000:03d}"
         phones = [("Mobile", mobile, "+61" + mobile[1:].replace(" ", ""))] if rng.random() < 0.92 or showcase else []
         if rng.random() < 0.25 or showcase:
             home = f"(03) 9{rng.randint(100, 999)} {rng.randint(1000, 9999)}"
@@ -1144,9 +1146,8 @@ class _Generator:
             other = f"+44 7700 900{rng.randint(100, 999)}"
             phones.append(("Other", other, other.replace(" ", "")))
         sms_ok = bool(phones) and phones[0][0] == "Mobile"
-        reminder = (
-            "SMS & Email" if showcase else rng.choices(("SMS & Email", "SMS", "Email", "None"), (50, 25, 15, 10))[0]
-        )
+        u = rng.random()
+        reminder = "SMS & Email" if showcase or u < 0.5 else "SMS" if u < 0.75 else "Email" if u < 0.9 else "None"
         if email is None and "Email" in reminder:
             reminder = "SMS" if sms_ok else "None"
         if not sms_ok and "SMS" in reminder:
@@ -1174,9 +1175,11 @@ class _Generator:
         state = _PatientState(pid, plink, label, email, reminder, mobile if sms_ok else None, concession, case_id)
         state.insurer = insurer if third_party else None
         state.created_floor = created
-        past = [k for k, v in enumerate(visits) if v.start + self.types[v.type].minutes * 60 < ref]
-        long_k = past[0] if long_tn and past else None
-        draft_k = past[-1] if draft_wanted and past else None
+        long_k = draft_k = None
+        if long_tn or draft_wanted:
+            past = [k for k, v in enumerate(visits) if v.start + self.types[v.type].minutes * 60 < ref]
+            long_k = past[0] if long_tn and past else None
+            draft_k = past[-1] if draft_wanted and past else None
         for k, visit in enumerate(visits):
             self._visit(state, visit, k, showcase, k == long_k, k == draft_k)
         if long_tn and state.long_note_id:
@@ -1289,15 +1292,14 @@ class _Generator:
 
     def _pick_practitioner(self, day: int, category: str | None) -> int:
         """A practitioner working on `day` (and treating `category`, when given); the first one otherwise."""
-        rng = self.rng
-        candidates = [
-            k
-            for k, p in enumerate(self.practitioners)
-            if p.start <= day and (p.end is None or day <= p.end) and (category is None or category in p.categories)
-        ]
-        if not candidates:
-            return 0
-        return candidates[rng.randrange(len(candidates))]
+        candidates = self._working.get((day, category))
+        if candidates is None:
+            candidates = self._working[day, category] = [
+                k
+                for k, p in enumerate(self.practitioners)
+                if p.start <= day and (p.end is None or day <= p.end) and (category is None or category in p.categories)
+            ] or [0]
+        return candidates[int(self.rng.random() * len(candidates))]
 
     def _plan_visits(
         self, rng: random.Random, created: int, prac_idx: int, classes: bool, showcase: bool, past_only: bool
@@ -1306,17 +1308,15 @@ class _Generator:
         u = rng.random()
         if showcase:
             n = 14
-        elif u < 0.62:
-            n = 1 + (rng.random() < 0.3)
-        elif u < 0.94:
+        elif u < 0.64:
+            n = 1 + (rng.random() < 0.28)
+        elif u < 0.95:
             n = rng.randint(3, 5)
         else:
             n = min(30, 6 + int(rng.expovariate(1 / 4.5)))
         horizon = (self.ref - 2 * DAY) if past_only else (self.ref + FUTURE_DAYS * DAY)
         prac = self.practitioners[prac_idx]
-        own = [t for t, at in enumerate(self.types) if at.category in prac.categories and at.max_attendees == 1]
-        if not own:
-            own = [t for t, at in enumerate(self.types) if at.max_attendees == 1]
+        own = self.own_types[prac_idx]
         business = prac.businesses[rng.randrange(len(prac.businesses))]
         visits: list[_Visit] = []
         day = created // DAY + rng.randint(1, 14)
@@ -1433,7 +1433,7 @@ class _Generator:
             fee = self.other_items[2 if dna else 0]
             invoice_status = self._invoice_status(rng, end, False, st)
             invoice = (invoice_status, [(fee[0], fee[1], fee[2], fee[4], fee[3], True)])
-        note_wanted = arrived and (rng.random() < 0.6 or showcase or long_note or draft_note)
+        note_wanted = arrived and (rng.random() < 0.55 or showcase or long_note or draft_note)
         note_status = None if not note_wanted else 10 if draft_note else 90
 
         booking_id = v.session.id if group else self.mint(created)  # type: ignore[union-attr]
@@ -1465,7 +1465,7 @@ class _Generator:
             self._invoice(st, invoice[0], invoice[1], booking_id, prac, business, end, rng.random() < 0.1)
         if note_wanted:
             self._treatment_note(st, atype, prac, booking_id, attendee_id, end, k, long_note, draft_note)
-        if st.reminder != "None" and archived_at is None and (rng.random() < 0.15 or showcase):
+        if st.reminder != "None" and archived_at is None and (rng.random() < 0.12 or showcase):
             self._reminder(st, booking_id, attendee_id, business, start, showcase and k % 2 == 1)
 
     def _invoice_status(self, rng: random.Random, at: int, showcase: bool, st: _PatientState) -> int:
@@ -1712,10 +1712,10 @@ class _Generator:
         )
         self.sink.record("invoices", iid, c_ts, u_ts, None, None, None, fk, body)
         # the e-mails the clinic sent about it
-        if st.email and (rng.random() < 0.12 or st.showcase_invoices == 1):
+        if st.email and (rng.random() < 0.1 or st.showcase_invoices == 1):
             self._email(st, created + 120, 3, "Invoice", f"Invoice {self.invoice_number}", iid, None)
         # A payment receipt links /payments/{id}: Cliniko has no payments endpoint, so the link leads nowhere.
-        if st.email and status == 20 and closed_at and (rng.random() < 0.08 or st.showcase_invoices == 1):
+        if st.email and status == 20 and closed_at and (rng.random() < 0.06 or st.showcase_invoices == 1):
             self._email(st, closed_at + 60, 14, "Payment Receipt", "Payment receipt", iid, self.mint(closed_at))
 
     def _treatment_note(

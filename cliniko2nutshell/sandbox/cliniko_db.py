@@ -26,9 +26,10 @@ CREATE TABLE IF NOT EXISTS records (
     cancelled_at TEXT,
     deleted_at TEXT,
     fk TEXT NOT NULL DEFAULT '{}',          -- relation ids for q[] filters: {"patient_id": "12", "patient_ids": [..]}
-    body TEXT NOT NULL,                     -- the JSON object as served, links under BASE
-    UNIQUE (resource, id)
+    body TEXT NOT NULL                      -- the JSON object as served, links under BASE
 );
+-- Uniqueness as an index, not a table constraint, so the generator can build it once after loading.
+CREATE UNIQUE INDEX IF NOT EXISTS records_id ON records (resource, id);
 -- Lists count and page over (resource, created_at, seq) within the archive/cancel scope: a covering index.
 CREATE INDEX IF NOT EXISTS records_scope ON records (resource, created_at, seq, archived_at, cancelled_at, deleted_at);
 CREATE INDEX IF NOT EXISTS records_updated ON records (resource, updated_at, seq);
