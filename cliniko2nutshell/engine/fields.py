@@ -1,6 +1,6 @@
 """Comparing what we send with what Nutshell holds, field by field (payload shape on both sides).
 
-`customFields` is compared per custom field, every other top-level key as a whole. Lists of objects (emails,
+`customFields` and `links` are compared name by name, every other top-level key as a whole. Lists of objects (emails,
 phones, addresses) compare on the keys we send: Nutshell adds its own (formatted numbers, ids).
 """
 
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-NESTED = "customFields"
+# Compared name by name: custom fields, and links (relation by relation: a person with an owner but no company
+# still gets the company under link-and-fill-empty, and a patch touches only the relations it names).
+NESTED = ("customFields", "links")
 
 
 def empty(value: Any) -> bool:
@@ -52,7 +54,7 @@ def _pairs(payload: dict[str, Any]) -> list[tuple[str, str | None, Any]]:
     """(key, custom field name or None, value) for every field of a payload."""
     out: list[tuple[str, str | None, Any]] = []
     for key, value in payload.items():
-        if key == NESTED and isinstance(value, dict):
+        if key in NESTED and isinstance(value, dict):
             out += [(key, name, inner) for name, inner in value.items()]
         else:
             out.append((key, None, value))
