@@ -326,14 +326,19 @@ def _confirm(args: argparse.Namespace, question: str, typed: str | None = None) 
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
-def _print_result(args: argparse.Namespace, result, lines: list[str]) -> int:  # type: ignore[no-untyped-def]
+def _print_result(args: argparse.Namespace, result, lines: list[str]):  # type: ignore[no-untyped-def]
+    """The summary printer, called once the live display has stopped (so the summary comes last)."""
     outcome = result.outcome.value
-    if args.json:
-        data = result.as_dict() if hasattr(result, "as_dict") else {}
-        print(json.dumps({**data, "outcome": outcome}, default=str))
-    else:
-        print("\n".join([*lines, f"Outcome: {outcome}"]))
-    return EXIT[outcome]
+
+    def emit() -> int:
+        if args.json:
+            data = result.as_dict() if hasattr(result, "as_dict") else {}
+            print(json.dumps({**data, "outcome": outcome}, default=str))
+        else:
+            print("\n".join([*lines, f"Outcome: {outcome}"]))
+        return EXIT[outcome]
+
+    return emit
 
 
 def _engine_command(args: argparse.Namespace, command: str, work) -> int:  # type: ignore[no-untyped-def]
@@ -364,7 +369,7 @@ def _engine_command(args: argparse.Namespace, command: str, work) -> int:  # typ
             return 2
         log = attach_project_log(project.logs_dir)
 
-        async def go() -> int:
+        async def go():  # type: ignore[no-untyped-def]  # an exit code, or a printer of the summary
             async with nutshell:
                 engine = await Engine.connect(project, nutshell, sink=progress)
                 if cliniko is None:
@@ -374,7 +379,8 @@ def _engine_command(args: argparse.Namespace, command: str, work) -> int:  # typ
 
         try:
             with progress:
-                return asyncio.run(go())
+                done = asyncio.run(go())
+            return done() if callable(done) else done
         except (EngineError, MapError, ValueError) as exc:  # ValueError: options the engine refuses
             print(exc, file=sys.stderr)
             return 2
@@ -435,7 +441,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
     patients = [p.strip() for p in args.patients.split(",") if p.strip()] if args.patients else None
 
-    async def work(engine, _client) -> int:  # type: ignore[no-untyped-def]
+    async def work(engine, _client):  # type: ignore[no-untyped-def]
         what = f"{len(patients)} named patients" if patients else f"a sample of about {args.size} patients"
         if not _confirm(args, f"Migrate {what} to Nutshell (undo with `rollback --scope run:N`)?"):
             return 2
@@ -452,7 +458,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from cliniko2nutshell.engine.api import RunOptions
 
-    async def work(engine, _client) -> int:  # type: ignore[no-untyped-def]
+    async def work(engine, _client):  # type: ignore[no-untyped-def]
         options = RunOptions(workers=args.workers)
         if args.resume:
             summary = await engine.resume(options=options)
@@ -477,7 +483,7 @@ def _cmd_delta(args: argparse.Namespace) -> int:
         question += f"Nutshell since we wrote it ({fields}). Overwrite it?"
         return ConflictPolicy.OVERWRITE if _confirm(args, question) else ConflictPolicy.SKIP
 
-    async def work(engine, cliniko) -> int:  # type: ignore[no-untyped-def]
+    async def work(engine, cliniko):  # type: ignore[no-untyped-def]
         policy = ConflictPolicy(args.conflicts)
         if policy is ConflictPolicy.ASK and not sys.stdin.isatty():
             print("--conflicts ask needs a terminal; choose skip or overwrite.", file=sys.stderr)
@@ -492,15 +498,18 @@ def _cmd_delta(args: argparse.Namespace) -> int:
 
 
 def _cmd_reconcile(args: argparse.Namespace) -> int:
-    async def work(engine, _client) -> int:  # type: ignore[no-untyped-def]
+    async def work(engine, _client):  # type: ignore[no-untyped-def]
         result = await engine.reconcile()
         rec = result.reconciliation
         lines = [json.dumps(rec.as_dict(), indent=1, default=str)] + [f"report: {p}" for p in result.reports]
         if args.json:
-            print(
-                json.dumps({**rec.as_dict(), "reports": result.reports, "outcome": result.outcome.value}, default=str)
-            )
-            return EXIT[result.outcome.value]
+
+            def emit() -> int:
+                data = {**rec.as_dict(), "reports": result.reports, "outcome": result.outcome.value}
+                print(json.dumps(data, default=str))
+                return EXIT[result.outcome.value]
+
+            return emit
         return _print_result(args, result, lines)
 
     return _engine_command(args, "reconcile", work)
@@ -526,7 +535,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
 
-    async def work(engine, _client) -> int:  # type: ignore[no-untyped-def]
+    async def work(engine, _client):  # type: ignore[no-untyped-def]
         preview = await engine.rollback_preview(scope)
         if not args.json:
             print(f"Rollback preview ({scope.describe()}):")

@@ -6,11 +6,6 @@ never record contents.
 
 from __future__ import annotations
 
-from typing import TextIO
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-
 from cliniko2nutshell.cliniko.events import (
     AttachmentProgress,
     ExtractSummary,
@@ -21,46 +16,12 @@ from cliniko2nutshell.cliniko.events import (
     RateLimited,
     RequestRetried,
 )
+from cliniko2nutshell.console import ProgressSink
 from cliniko2nutshell.events import Event
 
 
-class ExtractProgress:
-    """An EventSink: `with ExtractProgress(sys.stderr) as sink: ... sink(event)`."""
-
-    def __init__(self, stream: TextIO, live: bool | None = None) -> None:
-        self.stream = stream
-        self.live = stream.isatty() if live is None else live
-        self._console = Console(file=stream)
-        self._progress = Progress(
-            TextColumn("{task.description:<26}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[note]}"),
-            TimeElapsedColumn(),
-            console=self._console,
-            transient=False,
-        )
-        self._tasks: dict[str, TaskID] = {}
-
-    def __enter__(self) -> ExtractProgress:
-        if self.live:
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.live:
-            self._progress.stop()
-
-    def _say(self, text: str) -> None:
-        if self.live:
-            self._progress.console.print(text)
-        else:
-            print(text, file=self.stream, flush=True)
-
-    def _task(self, name: str) -> TaskID:
-        if name not in self._tasks:
-            self._tasks[name] = self._progress.add_task(name, total=None, note="")
-        return self._tasks[name]
+class ExtractProgress(ProgressSink):
+    """Extraction events as bars and lines."""
 
     def __call__(self, event: Event) -> None:
         match event:

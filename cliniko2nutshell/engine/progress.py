@@ -6,12 +6,8 @@ messages only; never record contents. Extraction events (a delta extracts first)
 
 from __future__ import annotations
 
-from typing import TextIO
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-
 from cliniko2nutshell.cliniko.events import ObjectFinished as ExtractedObject
+from cliniko2nutshell.console import ProgressSink
 from cliniko2nutshell.engine.events import (
     Budgets,
     ConflictFound,
@@ -27,37 +23,10 @@ from cliniko2nutshell.engine.events import (
 from cliniko2nutshell.events import Event
 
 
-class RunProgress:
-    """An EventSink: `with RunProgress(sys.stderr) as sink: ... sink(event)`."""
+class RunProgress(ProgressSink):
+    """Run events as bars and lines."""
 
-    def __init__(self, stream: TextIO, live: bool | None = None) -> None:
-        self.stream = stream
-        self.live = stream.isatty() if live is None else live
-        self._progress = Progress(
-            TextColumn("{task.description:<26}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[note]}"),
-            TimeElapsedColumn(),
-            console=Console(file=stream),
-        )
-        self._tasks: dict[str, TaskID] = {}
-        self._budget = ""
-
-    def __enter__(self) -> RunProgress:
-        if self.live:
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.live:
-            self._progress.stop()
-
-    def _say(self, text: str) -> None:
-        if self.live:
-            self._progress.console.print(text, markup=False, highlight=False)
-        else:
-            print(text, file=self.stream, flush=True)
+    _budget = ""
 
     def __call__(self, event: Event) -> None:
         match event:
@@ -67,10 +36,8 @@ class RunProgress:
                 self._say(f"{phase}: {total} records")
             case ObjectProgress(object=name, done=done, total=total, failed=failed):
                 if self.live:
-                    if name not in self._tasks:
-                        self._tasks[name] = self._progress.add_task(name, total=total, note="")
                     note = (f"{failed} failed  " if failed else "") + self._budget
-                    self._progress.update(self._tasks[name], completed=done, total=total, note=note)
+                    self._progress.update(self._task(name, total), completed=done, total=total, note=note)
             case Throughput(ops_per_second=rate, done=done, total=total, eta_seconds=eta):
                 if not self.live and total and done % 500 == 0:
                     left = f", about {round(eta)} s left" if eta is not None else ""
