@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from cliniko2nutshell.sandbox import clinic as clinic_module
 from cliniko2nutshell.sandbox import cliniko_db
 from cliniko2nutshell.sandbox.clinic import HARD_CASE_RESOURCES, _Sink, generate_clinic
 from cliniko2nutshell.sandbox.nutshell_seed import validate_seed
@@ -243,21 +244,58 @@ def test_bad_input_is_refused_and_loses_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "new.db").exists()
 
 
-def test_an_insert_error_on_the_writer_thread_reaches_the_caller(tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / "empty.db", check_same_thread=False)  # no records table: inserts fail
-    sink = _Sink(conn, batch=10)
-    with pytest.raises(sqlite3.OperationalError, match="records"):
-        for i in range(100):
-            sink.record("patients", str(i), "t", "t", None, None, None, "{}", "{}")
-        sink.close()
-    with pytest.raises(sqlite3.OperationalError):
-        sink.close()  # closing again neither hangs nor hides the error
-    conn.close()
+def test_the_sink_hands_over_full_batches_in_order_and_the_rest_on_close() -> None:
+    batches: list[tuple[str, list[tuple[Any, ...]]]] = []
+    sink = _Sink(lambda sql, rows: batches.append((sql, rows)), batch=10)
+    for i in range(25):
+        sink.record("patients", str(i), "t", "t", None, None, None, "{}", "{}")
+    sink.add("INSERT INTO meta (key, value) VALUES (?, ?)", ("k", "v"))
+    assert [len(rows) for _, rows in batches] == [10, 10]
+    sink.close()
+    assert [len(rows) for _, rows in batches] == [10, 10, 5, 1]
+    assert [row[1] for _, rows in batches[:3] for row in rows] == [str(i) for i in range(25)]
+    assert batches[3] == ("INSERT INTO meta (key, value) VALUES (?, ?)", [("k", "v")])
+    assert sink.counts == {"patients": 25}
+
+
+def test_the_generator_process_writes_what_the_in_process_generator_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = generate_clinic(tmp_path / "here.db", 40, seed=5)
+    monkeypatch.setattr(clinic_module, "_PROCESS_MIN_PATIENTS", 10)  # large clinics are built in a child process
+    child = generate_clinic(tmp_path / "child.db", 40, seed=5)
+    assert _dump(tmp_path / "here.db") == _dump(tmp_path / "child.db")
+    assert (here.counts, here.hard_cases, here.api_key) == (child.counts, child.hard_cases, child.api_key)
+
+
+@pytest.mark.parametrize(
+    ("child_code", "error", "message"),
+    [
+        ("raise SystemExit(3)", RuntimeError, "died .exit code 3"),  # dies without a word
+        (  # fails while generating: its traceback reaches the caller
+            "from cliniko2nutshell.sandbox import clinic; clinic._Generator._write_meta = None; clinic._produce()",
+            RuntimeError,
+            "failed:.*TypeError",
+        ),
+        (  # an insert fails here: the child is stopped
+            "from cliniko2nutshell.sandbox import clinic; clinic._INSERT_RECORD = 'INSERT INTO nowhere VALUES (?)';"
+            " clinic._produce()",
+            sqlite3.OperationalError,
+            "nowhere",
+        ),
+    ],
+)
+def test_a_failing_generator_process_reaches_the_caller_and_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, child_code: str, error: type[Exception], message: str
+) -> None:
+    monkeypatch.setattr(clinic_module, "_PROCESS_MIN_PATIENTS", 10)
+    monkeypatch.setattr(clinic_module, "_CHILD_CODE", child_code)
+    with pytest.raises(error, match=re.compile(message, re.S)):
+        generate_clinic(tmp_path / "broken.db", 10, seed=1)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_failed_generation_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cliniko2nutshell.sandbox import clinic as clinic_module
-
     def explode(self: object) -> None:
         raise RuntimeError("boom")
 

@@ -5,10 +5,11 @@ file's shape), the planted hard cases (`meta.hard_cases`) and the Nutshell accou
 (`meta.nutshell_seed`). One seed and size give byte-identical bodies.
 
 How it stays fast and small at 100,000 patients: records are streamed patient by patient, bodies are built as
-JSON text from templates (json.dumps of a dict costs ten times more and we write millions), and a writer
-thread runs the inserts while the generator builds the next batch (sqlite3 releases the GIL while it steps).
-The only state kept across patients is small: the practice's catalogue, the hard-case plan, the group classes
-(their attendee lists) and the ids the meta lists name.
+JSON text from templates (json.dumps of a dict costs ten times more and we write millions), and from a few
+thousand patients the records are built in a child process while this one inserts the previous batch, so the
+two halves run on two cores (a thread could not overlap them: both hold the GIL most of the time); the indexes
+are built once, at the end. The only state kept across patients is small: the practice's catalogue, the hard-case
+plan, the group classes (their attendee lists) and the ids the meta lists name.
 
 Conventions of the bodies, all from the reference and the OAS23 schemas:
 - ids are int64 decimal strings from one counter, scrambled; records created before Cliniko's switch to 64-bit
@@ -26,17 +27,22 @@ Conventions of the bodies, all from the reference and the OAS23 schemas:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
+import marshal
 import math
-import queue
+import os
 import random
 import sqlite3
-import threading
+import subprocess
+import sys
 import time
+import traceback
 import unicodedata
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
@@ -100,7 +106,7 @@ def generate_clinic(
         raise FileExistsError(f"{path} already exists; the generator only writes a new file")
     started = time.perf_counter()
     try:
-        gen = _write(path, patients, seed, shard, ref)
+        outcome = _write(path, patients, seed, shard, ref)
     except BaseException:
         for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             leftover.unlink(missing_ok=True)  # only the file we created: the path did not exist before
@@ -110,14 +116,22 @@ def generate_clinic(
         patients=patients,
         seed=seed,
         shard=shard,
-        api_key=gen.api_key,
-        counts=dict(sorted(gen.sink.counts.items())),
-        hard_cases=gen.hard_cases(),
+        api_key=outcome.api_key,
+        counts=dict(sorted(outcome.counts.items())),
+        hard_cases=outcome.hard_cases,
         seconds=time.perf_counter() - started,
     )
 
 
-def _write(path: Path, patients: int, seed: int, shard: str, ref: int) -> _Generator:
+class _Outcome(NamedTuple):
+    """What the caller learns from a finished generation (the generator itself may live in another process)."""
+
+    api_key: str
+    counts: dict[str, int]
+    hard_cases: dict[str, list[str]]
+
+
+def _write(path: Path, patients: int, seed: int, shard: str, ref: int) -> _Outcome:
     conn = cliniko_db.connect(path)
     try:
         # A new file that nobody reads until we are done: no journal, no fsync, indexes built once at the end.
@@ -133,19 +147,97 @@ def _write(path: Path, patients: int, seed: int, shard: str, ref: int) -> _Gener
         ).fetchall():
             conn.execute(f'DROP INDEX "{name}"')
         conn.execute("BEGIN")
-        sink = _Sink(conn)
-        try:
-            gen = _Generator(sink, patients, seed, shard, ref)
-            gen.run()
-        finally:
-            sink.close()
+        if patients >= _PROCESS_MIN_PATIENTS and sys.executable:  # no interpreter to start when embedded
+            outcome = _generate_in_child(conn, patients, seed, shard, ref)
+        else:
+            outcome = _generate_here(conn.executemany, patients, seed, shard, ref)
         conn.execute("COMMIT")
         conn.execute("PRAGMA threads=2")  # lets the index sorts use a helper thread when a core is free
         conn.executescript(cliniko_db.SCHEMA)  # the indexes dropped above, built in one sort each
         conn.execute("PRAGMA journal_mode=WAL")
     finally:
         conn.close()
-    return gen
+    return outcome
+
+
+def _generate_here(emit: Callable[[str, list[tuple[Any, ...]]], object], *args: Any) -> _Outcome:
+    sink = _Sink(emit)
+    gen = _Generator(sink, *args)
+    gen.run()
+    sink.close()
+    return _Outcome(gen.api_key, dict(sink.counts), gen.hard_cases())
+
+
+# Building the records costs more CPU than inserting them, so at scale the records are built in a child process
+# and inserted here: with two cores the halves overlap (threads cannot: both halves hold the GIL most of the time).
+# The child is a plain `python -c` (not multiprocessing) so it never re-imports the caller's main module. Below this
+# size starting it (~0.3 s) costs more than it saves.
+_PROCESS_MIN_PATIENTS = 2000
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+_CHILD_CODE = "from cliniko2nutshell.sandbox.clinic import _produce; _produce()"
+_DONE = "done"
+_FAILED = "failed"
+
+
+def _generate_in_child(conn: sqlite3.Connection, patients: int, seed: int, shard: str, ref: int) -> _Outcome:
+    read_fd, write_fd = os.pipe()
+    path_list = [str(_PACKAGE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD_CODE, str(write_fd), str(patients), str(seed), shard, str(ref)],
+            pass_fds=(write_fd,),
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(path_list)},
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)  # ours: so a child that dies without a word shows up as end of file, not a hang
+    try:
+        with open(read_fd, "rb") as pipe:
+            while True:
+                head = pipe.read(8)
+                blob = pipe.read(int.from_bytes(head, "little")) if len(head) == 8 else b""
+                if not blob:
+                    raise RuntimeError(f"the clinic generator process died (exit code {child.wait()})")
+                sql, payload = marshal.loads(blob)
+                if sql == _DONE:
+                    break
+                if sql == _FAILED:
+                    raise RuntimeError(f"the clinic generator process failed:\n{payload}")
+                conn.executemany(sql, payload)
+    except BaseException:
+        child.kill()  # our own child: its rows can no longer go anywhere
+        child.wait()
+        raise
+    child.wait()  # it exits right after its last message
+    return _Outcome(*payload)
+
+
+def _produce() -> None:
+    """The child process: build every record and send them to the parent in length-prefixed batches.
+
+    marshal, not pickle: the batches are plain tuples of strings, both ends run the same interpreter, and marshal
+    costs about half as much CPU at each end.
+    """
+    fd, patients, seed, shard, ref = sys.argv[1:6]
+    with open(int(fd), "wb") as pipe:
+
+        def send(sql: str, rows: object) -> None:
+            # a full pipe blocks the write: the parent's inserts pace the generator and memory stays flat
+            blob = marshal.dumps((sql, rows))
+            pipe.write(len(blob).to_bytes(8, "little"))
+            pipe.write(blob)
+            pipe.flush()
+
+        try:
+            outcome = _generate_here(send, int(patients), int(seed), shard, int(ref))
+            send(_DONE, (outcome.api_key, outcome.counts, outcome.hard_cases))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                send(_FAILED, traceback.format_exc())
+            raise
 
 
 # --- text of the bodies ----------------------------------------------------------------------------------------
@@ -290,18 +382,14 @@ _INSERT_RECORD = (
 
 
 class _Sink:
-    """Batches rows and inserts them on a writer thread, in order; an insert error surfaces in the caller."""
+    """Batches rows per table and hands each full batch to `emit(sql, rows)` (an insert, or a pipe to one)."""
 
-    def __init__(self, conn: sqlite3.Connection, batch: int = 5000) -> None:
+    def __init__(self, emit: Callable[[str, list[tuple[Any, ...]]], object], batch: int = 5000) -> None:
         self.counts: Counter[str] = Counter()
-        self._conn = conn
+        self._emit = emit
         self._batch = batch
         self._rows: list[tuple[Any, ...]] = []
         self._other: dict[str, list[tuple[Any, ...]]] = {}
-        self._queue: queue.Queue[tuple[str, list[tuple[Any, ...]]] | None] = queue.Queue(maxsize=4)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="clinic-writer", daemon=True)
-        self._thread.start()
 
     def record(
         self,
@@ -318,50 +406,26 @@ class _Sink:
         self._rows.append((resource, rid, created, updated, archived, cancelled, deleted, fk, body))
         self.counts[resource] += 1
         if len(self._rows) >= self._batch:
-            self._put(_INSERT_RECORD, self._rows)
-            self._rows = []
+            rows, self._rows = self._rows, []
+            self._emit(_INSERT_RECORD, rows)
 
     def add(self, sql: str, row: tuple[Any, ...]) -> None:
         """A row of another table, batched apart from the records (order across tables does not matter)."""
         rows = self._other.setdefault(sql, [])
         rows.append(row)
         if len(rows) >= self._batch:
-            self._put(sql, rows)
             self._other[sql] = []
+            self._emit(sql, rows)
 
     def close(self) -> None:
-        """Write what is pending and stop the writer; raise the first insert error, if any."""
-        try:
-            if self._error is None:
-                if self._rows:
-                    self._put(_INSERT_RECORD, self._rows)
-                for sql, rows in self._other.items():
-                    if rows:
-                        self._put(sql, rows)
-        finally:
-            self._rows = []
-            self._other = {}
-            self._queue.put(None)  # never blocks for long: the writer keeps draining, even after an error
-            self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-    def _put(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put((sql, rows))
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if self._error is not None:
-                continue  # drain: the caller raises the first error
-            try:
-                self._conn.executemany(item[0], item[1])
-            except BaseException as exc:
-                self._error = exc
+        """Hand over what is pending."""
+        rows, self._rows = self._rows, []
+        other, self._other = self._other, {}
+        if rows:
+            self._emit(_INSERT_RECORD, rows)
+        for sql, pending in other.items():
+            if pending:
+                self._emit(sql, pending)
 
 
 # --- the practice: what every patient refers to ----------------------------------------------------------------
