@@ -480,26 +480,43 @@ class Runner:
             self.run.id, op.object, op.source_id, op.entity.value, Action.LINK, payload_hash=op.hash,
             marker=op.marker, target_id=existing.id, patient_id=op.patient_id, pre_image=pre,
         )  # fmt: skip
+        return await self._send_changes(
+            seq, op, existing, changes, Origin.LINKED, None, "linked", f"linking to {existing.id} failed"
+        )
+
+    async def _send_changes(
+        self,
+        seq: int,
+        op: Op,
+        remote: Remote,
+        changes: dict[str, Any],
+        origin: Origin,
+        parent_id: str | None,
+        result: str,
+        failure: str,
+    ) -> str:
+        """Write `changes` onto `remote` for the journal row `seq` (already committed), then complete it; an
+        unknown outcome is settled by reading Nutshell before the record is quarantined."""
         self._hook(op, "intent")
         try:
-            remote = await self._write_update(op.entity, existing, changes) if changes else existing
+            written = await self._write_update(op.entity, remote, changes) if changes else remote
         except Rejected as exc:
             self._fail(seq, op, "rejected", str(exc))
             return "failed"
         except (OutcomeUnknown, Conflict) as exc:
             self.journal.settle(seq, State.UNKNOWN, str(exc))
             if await settle(self.journal, self.dest, self.journal.entry(seq)):
-                return "linked"
-            self._quarantine(op, "error", f"linking to {existing.id} failed: {exc}")
+                return result
+            self._quarantine(op, "error", f"{failure}: {exc}")
             return "failed"
         self._hook(op, "sent")
         self.journal.complete(
-            seq, nutshell_id=remote.id, rev=remote.rev, modified=remote.modified,
-            fingerprint=fingerprint(remote.fields), map_to=self._map(op, remote, Origin.LINKED, None),
+            seq, nutshell_id=written.id, rev=written.rev, modified=written.modified,
+            fingerprint=fingerprint(written.fields), map_to=self._map(op, written, origin, parent_id),
             clear_quarantine=op.key,
         )  # fmt: skip
         self._hook(op, "done")
-        return "linked"
+        return result
 
     # -- updates -------------------------------------------------------------------------------------------
     async def _update(self, op: Op, mapped: Mapped, payload: dict[str, Any]) -> str:
@@ -539,26 +556,9 @@ class Runner:
             marker=op.marker, target_id=mapped.nutshell_id, parent_id=mapped.parent_id, patient_id=op.patient_id,
             pre_image=pre,
         )  # fmt: skip
-        self._hook(op, "intent")
-        try:
-            updated = await self._write_update(entity, remote, changes)
-        except Rejected as exc:
-            self._fail(seq, op, "rejected", str(exc))
-            return "failed"
-        except (OutcomeUnknown, Conflict) as exc:
-            self.journal.settle(seq, State.UNKNOWN, str(exc))
-            if await settle(self.journal, self.dest, self.journal.entry(seq)):
-                return "updated"
-            self._quarantine(op, "error", f"update failed: {exc}")
-            return "failed"
-        self._hook(op, "sent")
-        self.journal.complete(
-            seq, nutshell_id=updated.id, rev=updated.rev, modified=updated.modified,
-            fingerprint=fingerprint(updated.fields),
-            map_to=self._map(op, updated, mapped.origin, mapped.parent_id), clear_quarantine=op.key,
-        )  # fmt: skip
-        self._hook(op, "done")
-        return "updated"
+        return await self._send_changes(
+            seq, op, remote, changes, mapped.origin, mapped.parent_id, "updated", "update failed"
+        )
 
     def _linked_changes(
         self, op: Op, payload: dict[str, Any], remote: Remote, changes: dict[str, Any]
