@@ -229,3 +229,18 @@ def test_store_migrates_an_older_project_forward(tmp_path: Path) -> None:
     assert store.get_record("patients", "1") == {}  # data kept across the upgrade
     names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
     assert {"journal", "id_map", "cliniko_records_invoice"} <= names
+
+
+def test_milestones_are_replaced_and_survive_reopening(tmp_path: Path) -> None:
+    from cliniko2nutshell.project.store import Store
+
+    store = Store(tmp_path / "m.db")
+    assert store.milestone("preflight") is None
+    store.set_milestone("preflight", {"map_version": 1, "blockers": 2})
+    store.set_milestone("preflight", {"map_version": 2, "blockers": 0})
+    store.close()
+    again = Store(tmp_path / "m.db")
+    got = again.milestone("preflight")
+    assert got is not None and got.detail == {"map_version": 2, "blockers": 0} and got.at.endswith("Z")
+    again.clear_milestone("preflight")
+    assert again.milestone("preflight") is None

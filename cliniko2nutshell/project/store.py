@@ -202,6 +202,16 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX cliniko_records_invoice ON cliniko_records (object, invoice_id);
     """,
+    # 5: milestones of the journey that leave no other trace in the store (a successful connection test, the
+    # last pre-flight and its blockers, the last reconciliation): the wizard's step states and `projects` read
+    # them. One row per name, replaced each time; detail is JSON with ids and counts, never secrets or PHI.
+    """
+    CREATE TABLE milestones (
+        name TEXT PRIMARY KEY,
+        at TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}'
+    ) WITHOUT ROWID;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -269,6 +279,15 @@ class AttachmentFile:
     downloaded_at: str
 
 
+@dataclass(frozen=True, slots=True)
+class Milestone:
+    """A step of the journey that happened (table milestones): when, and its ids and counts."""
+
+    name: str
+    at: str
+    detail: dict[str, Any]
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -316,6 +335,23 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+
+    # -- milestones ----------------------------------------------------------------------------------------
+    def set_milestone(self, name: str, detail: dict[str, Any] | None = None) -> None:
+        """Record that `name` happened now (replacing the previous one); `detail` holds ids and counts only."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO milestones (name, at, detail) VALUES (?, ?, ?)",
+                (name, utcnow(), json.dumps(detail or {}, sort_keys=True)),
+            )
+
+    def milestone(self, name: str) -> Milestone | None:
+        row = self.conn.execute("SELECT name, at, detail FROM milestones WHERE name = ?", (name,)).fetchone()
+        return Milestone(row["name"], row["at"], json.loads(row["detail"])) if row else None
+
+    def clear_milestone(self, name: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM milestones WHERE name = ?", (name,))
 
     # -- extracted records ---------------------------------------------------------------------------------
     def upsert_records(self, rows: Iterable[RecordRow], conn: sqlite3.Connection | None = None) -> int:
