@@ -8,6 +8,7 @@ property is checkable) every record that has the property must be listed.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import re
@@ -209,6 +210,30 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_differs(tmp_path:
     bodies_c = {r[9] for r in dump_c[0]}
     assert len(bodies_a & bodies_c) < len(bodies_a) // 10  # a few catalogue rows may coincide, patients do not
     assert dict(dump_a[1])["api_key"] != dict(dump_c[1])["api_key"]
+
+
+def _digest(path: Path) -> str:
+    """sha256 of every row the file holds, in a stable order."""
+    digest = hashlib.sha256()
+    for table in _dump(path):
+        for row in table:
+            digest.update(json.dumps(list(row), ensure_ascii=False).encode() + b"\n")
+    return digest.hexdigest()
+
+
+# The generator's exact output, pinned: a refactoring must leave these unchanged. A deliberate change of the
+# output updates them together with GENERATOR_VERSION (run.py caches clinics by that version).
+PINNED_DIGESTS = {
+    (40, 5, "au2"): ("3", "a3a2852ec5c47e49b96987ae474a2723bb9d8c83409d78aabf067e10e736e0f4"),
+    (12, 2, "uk1"): ("3", "d96c051b637f77a08947775040bf8fceb00c168e555482b2a44dc145768a7dc3"),
+}
+
+
+@pytest.mark.parametrize(("size", "seed", "shard"), sorted(PINNED_DIGESTS))
+def test_the_output_is_pinned_byte_for_byte(tmp_path: Path, size: int, seed: int, shard: str) -> None:
+    version, expected = PINNED_DIGESTS[(size, seed, shard)]
+    generate_clinic(tmp_path / "pinned.db", size, seed=seed, shard=shard)
+    assert (clinic_module.GENERATOR_VERSION, _digest(tmp_path / "pinned.db")) == (version, expected)
 
 
 def test_summary_matches_the_file(tmp_path: Path) -> None:
