@@ -31,7 +31,7 @@ from cliniko2nutshell.sandbox import cliniko_db
 from cliniko2nutshell.sandbox import cliniko_writes as writes
 from cliniko2nutshell.sandbox.cliniko_blobs import BAD_TOKEN, DEFAULT_TTL, ONE_AUTH_ONLY, BlobSigner
 from cliniko2nutshell.sandbox.cliniko_db import BASE
-from cliniko2nutshell.sandbox.cliniko_gate import ClinikoGate
+from cliniko2nutshell.sandbox.cliniko_gate import ClinikoGate, staff_key
 from cliniko2nutshell.sandbox.cliniko_http import (
     absolute,
     api_base,
@@ -108,6 +108,8 @@ class ClinikoSandbox:
     server: ServerThread
     shard: str = "au1"
     app: Starlette | None = field(default=None, repr=False)
+    # Keys of the clinic's other users, by role (the first user of each role): to try a non-administrator's key.
+    staff_keys: dict[str, str] = field(default_factory=dict)
 
     def stop(self) -> None:
         self.server.stop()
@@ -146,6 +148,7 @@ def start_cliniko_sandbox(
         server=server,
         shard=store.meta.get("shard", "au1"),
         app=app,
+        staff_keys={role: staff_key(store.meta["api_key"], uid) for role, uid in app.state.staff.items()},
     )
 
 
@@ -163,6 +166,7 @@ def create_app(
         raise ValueError(f"{db_path} has no meta.api_key: not a generated Cliniko clinic")
     limiter = RollingWindowLimiter(60.0)
     signer = BlobSigner(ttl=blob_ttl)
+    staff = _staff(store)
     api = _Api(store, signer)
 
     def limit() -> int | None:
@@ -180,6 +184,7 @@ def create_app(
                 limiter=limiter,
                 limit=limit,
                 blob_port=lambda: getattr(app.state, "blob_port", None),
+                staff=staff,
             ),
         ],
         exception_handlers={HTTPException: _http_error},
@@ -187,7 +192,20 @@ def create_app(
     app.state.store = store
     app.state.limiter = limiter
     app.state.signer = signer
+    app.state.staff = staff
     return app
+
+
+def _staff(store: RecordStore) -> dict[str, str]:
+    """Role -> user id of the first active user of each role other than the key's own (the administrator)."""
+    raw = store.singleton("current_user_id")
+    own = str(json.loads(raw)) if raw else None
+    found: dict[str, str] = {}
+    for uid, body in store.conn().execute("SELECT id, body FROM records WHERE resource = 'users' ORDER BY seq"):
+        user = json.loads(body)
+        if uid != own and user.get("active") and isinstance(user.get("role"), str):
+            found.setdefault(user["role"], uid)
+    return found
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
@@ -209,7 +227,7 @@ class _Api:
         routes: list[BaseRoute] = [
             Route("/v1/practitioners/inactive", self._lister(INACTIVE_PRACTITIONERS)),
             Route("/v1/user", self._threaded(self.current_user)),
-            Route("/v1/settings", self._threaded(lambda r: self.singleton(r, "settings"))),
+            Route("/v1/settings", self._threaded(self.settings)),
             Route("/v1/settings/public", self._threaded(lambda r: self.singleton(r, "public_settings"))),
             Route("/v1/patients/{id}/referral_source", self._threaded(self.referral_source)),
             Route("/v1/patient_attachments/{id}/content", self._threaded(self.attachment_content)),
@@ -341,12 +359,27 @@ class _Api:
             return not_found()
         return json_text(self._render(row, api_base(request), collection))
 
+    def _key_user(self, request: Request) -> Row | None:
+        """The user the request's key belongs to (the gate names it; the clinic's own key is the administrator)."""
+        uid = getattr(request.state, "cliniko_user_id", None)
+        if uid is None:
+            raw = self.store.singleton("current_user_id")
+            uid = str(json.loads(raw)) if raw else None
+        return self.store.any("users", uid) if uid else None
+
     def current_user(self, request: Request) -> Response:
-        raw = self.store.singleton("current_user_id")
-        row = self.store.any("users", str(json.loads(raw))) if raw else None
+        row = self._key_user(request)
         if row is None:
             return not_found()
         return json_text(absolute(row.body, api_base(request)))
+
+    def settings(self, request: Request) -> Response:
+        """GET /settings is for "roles that can view settings" (reference §5.19; §4: a 403 otherwise).
+        Unconfirmed: which roles those are; we choose administrators only. /settings/public answers every role."""
+        row = self._key_user(request)
+        if row is None or json.loads(row.body).get("role") != "administrator":
+            return error(403, "Forbidden")
+        return self.singleton(request, "settings")
 
     def singleton(self, request: Request, name: str) -> Response:
         body = self.store.singleton(name)

@@ -6,6 +6,9 @@ Blob requests skip auth and the rate limit; everything else under `/v1` passes, 
    (the text seen in ISS#177).
 2. Basic auth: the key as username, any password; the key's shard suffix (none means au1) must be the server's
    shard. Otherwise 401, plain text `HTTP Basic: Access denied.`, `WWW-Authenticate: Basic realm="Application"`.
+   Keys are per user (reference §1): the clinic's key is its administrator's; every other user of the clinic has
+   a key too (`staff_key`), so a receptionist's key can be tried. The key's user id goes to the app in
+   `scope["state"]["cliniko_user_id"]`.
 3. Accept: JSON, `*/*` or absent. Unconfirmed: what Cliniko does otherwise. We choose 406.
 4. The rate limit per key (rolling 60 s window). Over it: 429 with `X-RateLimit-Reset` (epoch seconds) only.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import math
 import re
@@ -28,6 +32,13 @@ SHARD_SUFFIX = re.compile(r"-([a-zA-Z]{2}\d{1,2})$")
 DEFAULT_SHARD = "au1"  # keys without a suffix are older keys of au1 (reference §1)
 
 Send = Callable[[dict[str, Any]], Any]
+
+
+def staff_key(api_key: str, user_id: str) -> str:
+    """The sandbox's key of another user of the clinic: derived from the clinic's key, on the same shard."""
+    base, shard = split_key(api_key)
+    digest = hashlib.sha256(f"staff:{base}:{user_id}".encode()).digest()
+    return f"{base64.b64encode(digest[:24]).decode().rstrip('=')}-{shard}"
 
 
 def split_key(key: str) -> tuple[str, str]:
@@ -50,9 +61,12 @@ class ClinikoGate:
         limiter: RollingWindowLimiter,
         limit: Callable[[], int | None],
         blob_port: Callable[[], int | None],
+        staff: dict[str, str] | None = None,
     ) -> None:
         self.app = app
         self.key_base, _ = split_key(api_key)
+        # key base -> user id of the other users' keys (the clinic's own key maps to None: its administrator)
+        self.staff = {split_key(staff_key(api_key, uid))[0]: uid for uid in (staff or {}).values()}
         self.shard = shard.lower()
         self.limiter = limiter
         self.limit = limit
@@ -80,7 +94,7 @@ class ClinikoGate:
         if not headers.get("user-agent", "").strip():
             await _send(send, 400, b"Requires a user agent", "text/plain; charset=utf-8")
             return
-        key = self._authenticate(headers.get("authorization", ""))
+        key, user_id = self._authenticate(headers.get("authorization", ""))
         if key is None:
             await _send(
                 send,
@@ -106,22 +120,27 @@ class ClinikoGate:
                     [(b"x-ratelimit-reset", str(math.ceil(reset)).encode())],
                 )
                 return
+        scope.setdefault("state", {})["cliniko_user_id"] = user_id
         await self.app(scope, receive, send)
 
-    def _authenticate(self, header: str) -> str | None:
-        """The key's base (the rate-limit key: one budget per user, suffix or not) when the key is accepted."""
+    def _authenticate(self, header: str) -> tuple[str | None, str | None]:
+        """(the key's base, its user id) when the key is accepted: the base is the rate-limit key (one budget per
+        user, suffix or not); the user id is None for the clinic's own key (its administrator)."""
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic" or not encoded.strip():
-            return None
+            return None, None
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            return None
+            return None, None
         username, _, _password = decoded.partition(":")
         base, shard = split_key(username)
-        if not hmac.compare_digest(base.encode(), self.key_base.encode()) or shard != self.shard:
-            return None
-        return base
+        if shard != self.shard:
+            return None, None
+        if hmac.compare_digest(base.encode(), self.key_base.encode()):
+            return base, None
+        user_id = next((uid for b, uid in self.staff.items() if hmac.compare_digest(base.encode(), b.encode())), None)
+        return (base, user_id) if user_id is not None else (None, None)
 
 
 def _headers(scope: dict[str, Any]) -> dict[str, str]:

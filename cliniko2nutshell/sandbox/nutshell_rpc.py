@@ -6,7 +6,8 @@ optional, the body parsed as JSON whatever the Content-Type; success is `{"resul
 tracks it (401, 404 for -32601, 409, 400 for bad input). GET answers a small SMD without auth.
 
 Methods are those the migration needs (the brief's list) plus newContact, newAccount, editAccount, findAccounts and
-getNote, which share their code. Any other Nutshell method answers -32601 here, as an unknown one does.
+getNote, which share their code, and instanceData (the connection test reads the company's name). Any other
+Nutshell method answers -32601 here, as an unknown one does.
 """
 
 from __future__ import annotations
@@ -426,6 +427,16 @@ def get_user(call: Call, userId: Any, rev: Any) -> Any:
     """Without `userId`: the authenticated user (reference §2.6)."""
     rid = call.actor if userId is None else userId
     return shapes.user_full(call.state, _get(call, "users", rid, "userId"))
+
+
+@rpc("instanceData")
+def instance_data(call: Call) -> Any:
+    """The authenticated instance (reference §2.9: "info about the authenticated instance").
+
+    Unconfirmed: the answer's shape is not documented; we choose `{id, name, domain}` (the instance id as REST's
+    `meta.instanceId` gives it). The client reads `name` and tolerates its absence."""
+    state = call.state
+    return {"id": state.instance_id, "name": state.company_name, "domain": state.company_domain}
 
 
 @rpc("findCustomFields")

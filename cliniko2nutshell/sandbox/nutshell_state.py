@@ -132,6 +132,11 @@ class NutshellState:
         )
         self.file_size_limit = file_size_limit
         self.instance_id = str(int(hashlib.sha256(self.company_domain.encode()).hexdigest()[:6], 16))
+        # The company's name as Nutshell shows it: the seed's, else made from the domain ("harbourphysio1.example"
+        # -> "Harbourphysio").
+        self.company_name: str = seed.get("company_name") or (
+            self.company_domain.split(".")[0].rstrip("0123456789").replace("-", " ").title() or self.company_domain
+        )
         self.records: dict[str, dict[int, Record]] = {k: {} for k in ENTITY_KINDS + SCHEMA_KINDS}
         self.blobs: dict[int, bytes] = {}
         self.events: list[dict[str, Any]] = []

@@ -28,7 +28,11 @@ class Sandbox:
     def describe(self) -> dict[str, Any]:
         """The line scripts read: URLs and credentials of both services (sandbox credentials only)."""
         return {
-            "cliniko": {"base_url": self.cliniko.base_url, "api_key": self.cliniko.api_key},
+            "cliniko": {
+                "base_url": self.cliniko.base_url,
+                "api_key": self.cliniko.api_key,  # the clinic administrator's key
+                "staff_keys": dict(self.cliniko.staff_keys),  # other users' keys by role: not administrators
+            },
             "nutshell": {
                 "base_url": self.nutshell.rest_url,
                 "rpc_url": self.nutshell.rpc_url,
