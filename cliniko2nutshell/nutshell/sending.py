@@ -251,11 +251,13 @@ class Sender:
                 status=status,
                 where=where,
             )
-        return ServiceError(
+        error = ServiceError(
             f"Nutshell did not answer usefully after {self.policy.attempts} tries ({reason})",
             status=status,
             where=where,
         )
+        error.__cause__ = cause  # what failed (a timeout, a refused connection), for callers that explain it
+        return error
 
 
 def json_body(response: httpx.Response) -> Any:

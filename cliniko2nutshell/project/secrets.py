@@ -17,6 +17,10 @@ import keyring.errors
 
 SERVICE_PREFIX = "cliniko2nutshell"
 
+# Keys kept "for this session only", per project: shared by every Secrets of the project in this process, so a key
+# entered on one screen (or by `store_keys`) is there for the next client, and gone when the process ends.
+_SESSION: dict[str, dict[str, str]] = {}
+
 
 class Secret(StrEnum):
     """Each secret and the environment variable that may hold it."""
@@ -54,11 +58,19 @@ class Secrets:
     project_id: str
     keyring_backend: keyring.backend.KeyringBackend | None = None
     env: Mapping[str, str] = field(default_factory=lambda: os.environ)
-    _memory: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._backend = self.keyring_backend or keyring.get_keyring()
         self.keychain_problem = backend_refusal(self._backend)
+        self._memory = _SESSION.setdefault(self.project_id, {})
+
+    @property
+    def backend_name(self) -> str:
+        """The keychain in use, as people know it ("macOS Keyring", "SecretService Keyring", ...)."""
+        backends = getattr(self._backend, "backends", None)
+        chosen = next((b for b in backends if backend_refusal(b) is None), self._backend) if backends else self._backend
+        name = getattr(chosen, "name", "") or type(chosen).__name__
+        return str(name)
 
     @property
     def service(self) -> str:
@@ -113,7 +125,9 @@ class Secrets:
 class MemoryKeyring(keyring.backend.KeyringBackend):
     """An in-process keyring (tests, and a stand-in where the caller wants nothing persisted)."""
 
-    priority = 1  # type: ignore[assignment]
+    # Below the "no keychain" backend (0): never chosen on its own, only when named (tests, PYTHON_KEYRING_BACKEND),
+    # so a machine without a keychain is told so instead of "saving" keys into process memory.
+    priority = -1  # type: ignore[assignment]
 
     def __init__(self) -> None:
         super().__init__()
