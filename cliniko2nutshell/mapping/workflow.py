@@ -1,22 +1,28 @@
 """The map's life in a project, for the wizard and the `map` / `plan` commands: propose (or refresh) the map,
-describe it with its open decisions, and write the pre-flight report.
+describe it with its open decisions, write the pre-flight report, and check for blockers before a write.
 
 Callers bring a `NutshellSnapshot` (built from the Nutshell client, or `NutshellSnapshot.from_seed` for the
-sandbox); nothing here talks to a network.
+sandbox); only `check_blockers` reads one itself, fresh, through the client it is given.
+
+Every pre-flight (plan, check_blockers) is recorded as the `preflight` milestone: map version, ready, counts of
+blockers and warnings, up to five blocker lines ("detail: action", never patient data) and the counts per object.
+The wizard's step bar and `projects` read it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from cliniko2nutshell.connections import read_snapshot
 from cliniko2nutshell.mapping.catalog import Catalog
 from cliniko2nutshell.mapping.defaults import default_map
 from cliniko2nutshell.mapping.limitations import limitations_for
 from cliniko2nutshell.mapping.mapfile import load_map, save_map
 from cliniko2nutshell.mapping.model import CustomFieldAction, MigrationMap
 from cliniko2nutshell.mapping.practitioners import PractitionerInfo, match_practitioners, propose_choices
-from cliniko2nutshell.mapping.preflight import PreflightReport, preflight
+from cliniko2nutshell.mapping.preflight import PreflightReport, Problem, Severity, preflight
 from cliniko2nutshell.mapping.proposer import apply_proposals, open_decisions, propose_for
 from cliniko2nutshell.mapping.report_writers import write_preflight
 from cliniko2nutshell.mapping.snapshot import NutshellSnapshot
@@ -123,4 +129,52 @@ def plan(
     """The pre-flight report, written to `reports/` as CSV and HTML when `write` (the `plan` command)."""
     report = preflight(project.store, mapping, snapshot, reference_time=reference_time)
     paths = write_preflight(report, project.reports_dir, include_personal=include_personal) if write else None
+    record_preflight(project, report)
     return report, paths
+
+
+BLOCKER_LINES = 5  # blocker lines kept in the milestone (the report has them all)
+COUNT_KEYS = ("create", "link", "skip", "unmappable")
+
+
+def blocker_line(problem: Problem) -> str:
+    """One short line for a blocker: what is wrong, then what to do (Problem.detail never holds patient data)."""
+    return f"{problem.detail}: {problem.action}"
+
+
+def record_preflight(project: Project, report: PreflightReport) -> None:
+    """The `preflight` milestone: what the wizard's step bar and `projects` show of the last pre-flight."""
+    detail: dict[str, Any] = {
+        "map_version": report.map_version,
+        "ready": report.ready,
+        "blockers": len(report.blockers),
+        "warnings": sum(1 for p in report.problems if p.severity is Severity.WARNING),
+        "blocker_lines": [blocker_line(p) for p in report.blockers[:BLOCKER_LINES]],
+        "counts": {obj: {k: c.get(k, 0) for k in COUNT_KEYS} for obj, c in report.counts.items()},
+    }
+    project.store.set_milestone("preflight", detail)
+
+
+async def check_blockers(project: Project, client: Any, *, reference_time: datetime | None = None) -> list[Problem]:
+    """The pre-flight again, against what Nutshell holds now: the blockers that stand (empty: go ahead).
+
+    `sample`, `run` and the wizard's Sample and Run steps call this before writing anything; the result is also
+    recorded as the `preflight` milestone. `client` is a NutshellClient. Without a saved map the one blocker is
+    that: there is nothing to run yet."""
+    if not project.mapping_path.exists():
+        return [
+            Problem(
+                "no_map",
+                Severity.BLOCKER,
+                "map",
+                "mapping.toml",
+                "there is no map yet",
+                "run `cliniko2nutshell map` (the wizard's Map step), decide the open questions and confirm it",
+            )
+        ]
+    mapping = load_map(project.mapping_path)
+    emails = [r.get("email") for r in project.store.iter_records("patients")]
+    snapshot = await read_snapshot(client, emails)
+    report = preflight(project.store, mapping, snapshot, reference_time=reference_time)
+    record_preflight(project, report)
+    return report.blockers
