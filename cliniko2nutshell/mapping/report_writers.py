@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import csv
 import html
-import io
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cliniko2nutshell.mapping.preflight import PreflightReport, Severity
-from cliniko2nutshell.project.private import make_private_dir, write_private_text
+from cliniko2nutshell.project.private import make_private_dir, private_text_file, write_private_text
 
 PERSONAL_NOTE = (
     "This report lists Cliniko ids and problem kinds. E-mail addresses appear only where you need them to act: "
@@ -33,15 +32,28 @@ def timestamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def csv_cell(value: object) -> object:
+    """A value safe to open in a spreadsheet: text starting with =, +, -, @ (a formula to Excel and its kin), a
+    tab or a carriage return gets a leading apostrophe."""
+    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def write_csv_file(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> int:
+    """Stream `rows` into a private CSV at `path` (atomically, mode 0600); returns the number of rows."""
+    count = 0
+    with private_text_file(path) as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([csv_cell(c) for c in row])
+            count += 1
+    return count
+
+
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> Path:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    for row in rows:
-        # A leading =, +, - or @ would be read as a formula by spreadsheet software.
-        writer.writerow(["'" + c if isinstance(c, str) and c[:1] in "=+-@" else c for c in row])
+    """A report's CSV under the project's (private) reports folder."""
     make_private_dir(path.parent)
-    write_private_text(path, buf.getvalue())
+    write_csv_file(path, header, rows)
     return path
 
 

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -27,16 +28,28 @@ def make_private_dir(path: Path) -> Path:
     return path
 
 
-def write_private_text(path: Path, text: str) -> None:
-    """Atomically replace `path` with `text`, mode 0600 from the first byte."""
+@contextmanager
+def private_text_file(path: Path) -> Iterator[TextIO]:
+    """A text file to write that atomically replaces `path` once the block ends without error (mode 0600 from
+    the first byte); on error `path` is left as it was."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Atomically replace `path` with `text`, mode 0600 from the first byte."""
+    with private_text_file(path) as fh:
         fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, FILE_MODE)
-    os.replace(tmp, path)
 
 
 def open_private_binary(path: Path) -> int:

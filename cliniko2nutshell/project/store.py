@@ -212,6 +212,14 @@ MIGRATIONS: list[str] = [
         detail TEXT NOT NULL DEFAULT '{}'
     ) WITHOUT ROWID;
     """,
+    # 6: the audit log (engine/audit.py) filters the journal by object, action and status, page by page in journal
+    # order, and lists the values present for its menus: without these a filter on a rare status, or the menus,
+    # read the whole journal (millions of rows at 100,000 patients; tests/benchmarks/bench_audit.py).
+    """
+    CREATE INDEX journal_audit_object ON journal (object, seq);
+    CREATE INDEX journal_audit_action ON journal (action, seq);
+    CREATE INDEX journal_audit_state ON journal (state, seq);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
