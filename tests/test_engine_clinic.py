@@ -121,6 +121,14 @@ async def test_reconcile_counts_what_nutshell_holds(clinic) -> None:
     assert result.reconciliation.balanced, result.reconciliation.as_dict()
     assert result.outcome is Outcome.PARTIAL  # the unmappable records are listed with their reasons
     assert {q.category for q in result.reconciliation.quarantine} == {"unmappable"}
+    milestone = engine.project.store.milestone("reconciled")  # what the wizard's step bar shows
+    assert milestone is not None and milestone.detail == {
+        "run_id": engine.journal.last_run().id,  # type: ignore[union-attr]
+        "balanced": True,
+        "missing": 0,
+        "duplicates": 0,
+        "quarantined": len(result.reconciliation.quarantine),
+    }
     # a record deleted in Nutshell behind our back, and a duplicate, are found
     victim = next(m for m in engine.journal.iter_mapped() if m.object == "appointment")
     dest.records[victim.nutshell_id].deleted = True
@@ -131,6 +139,8 @@ async def test_reconcile_counts_what_nutshell_holds(clinic) -> None:
     assert rec.missing == [("appointment", victim.source_id, victim.nutshell_id)]
     assert rec.duplicates == [("medical_alert", copy.source_id, sorted([copy.nutshell_id, twin]))]
     assert rec.orphans == [("company", "424242", stray)]
+    detail = engine.project.store.milestone("reconciled").detail  # type: ignore[union-attr]
+    assert (detail["balanced"], detail["missing"], detail["duplicates"]) == (False, 1, 1)
 
 
 async def test_delta_updates_changes_and_leaves_nutshell_edits(clinic, project) -> None:

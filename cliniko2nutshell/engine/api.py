@@ -402,6 +402,17 @@ class Engine:
     async def reconcile(self) -> ReconcileResult:
         rec = await reconcile(self.journal, self.dest, self.plan())
         paths = [str(p) for p in write_reconciliation(rec, self.project.reports_dir)]
+        last = self.journal.last_run()
+        self.project.store.set_milestone(
+            "reconciled",
+            {
+                "run_id": last.id if last else None,
+                "balanced": rec.balanced,
+                "missing": len(rec.missing),
+                "duplicates": len(rec.duplicates),
+                "quarantined": len(rec.quarantine),
+            },
+        )
         return ReconcileResult(rec, paths)
 
     # -- rollback ------------------------------------------------------------------------------------------
