@@ -10,10 +10,18 @@ from pathlib import Path
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cliniko2nutshell", description=__doc__)
+    parser.add_argument("--project", type=Path, dest="wizard_project", help="open the wizard on this project")
+    parser.add_argument(
+        "--screen-share", action="store_true", help="start with patient names, birth dates, e-mails and phones masked"
+    )
     sub = parser.add_subparsers(dest="command")
+    sp = sub.add_parser("open", help="the wizard on one project folder")
+    sp.add_argument("path", type=Path, help="the project folder")
+    _screen_share_arg(sp)
+    sp.set_defaults(handler=_cmd_open)
     for name, text in (
         ("sandbox", "serve the Cliniko and Nutshell sandboxes until interrupted"),
-        ("demo", "the wizard against the sandbox (until the wizard lands: serves the sandbox)"),
+        ("demo", "the whole wizard against the sandbox (synthetic clinic, keys in memory only)"),
     ):
         sp = sub.add_parser(name, help=text)
         sp.add_argument("--patients", type=int, default=300, help="size of the synthetic clinic (10-100000)")
@@ -21,10 +29,37 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "--rate-limit", type=int, default=200, help="Cliniko sandbox requests per rolling minute per key"
         )
-        sp.add_argument("--json", action="store_true", help="print one JSON line with URLs and keys first")
-        sp.set_defaults(handler=_cmd_sandbox)
+        if name == "sandbox":
+            sp.add_argument("--json", action="store_true", help="print one JSON line with URLs and keys first")
+        else:
+            _screen_share_arg(sp)
+        sp.set_defaults(handler=_cmd_sandbox if name == "sandbox" else _cmd_demo)
     _add_project_parsers(sub)
     return parser
+
+
+def _screen_share_arg(sp: argparse.ArgumentParser) -> None:
+    # SUPPRESS: given before the command (top level) or after it, either way it counts.
+    sp.add_argument("--screen-share", action="store_true", default=argparse.SUPPRESS, help="mask patient data")
+
+
+def _cmd_open(args: argparse.Namespace) -> int:
+    from cliniko2nutshell.tui.run import run_wizard
+
+    if not (args.path / "project.toml").exists():
+        print(f"No project at {args.path} (no project.toml). `cliniko2nutshell` alone lists and creates projects.",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    return run_wizard(args.path, screen_share=args.screen_share)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from cliniko2nutshell.tui.run import run_demo
+
+    if not 10 <= args.patients <= 100_000:
+        print("--patients must be between 10 and 100000", file=sys.stderr)
+        return 2
+    return run_demo(args.patients, args.seed, rate_limit=args.rate_limit, screen_share=args.screen_share)
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
@@ -603,8 +638,9 @@ def _format_plan(summary: dict) -> str:  # type: ignore[type-arg]
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is None:
-        build_parser().print_help()
-        return 0
+        from cliniko2nutshell.tui.run import run_wizard
+
+        return run_wizard(args.wizard_project, screen_share=args.screen_share)
     return int(args.handler(args))
 
 

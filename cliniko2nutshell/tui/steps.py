@@ -1,0 +1,18 @@
+"""Each step of the journey and the screen that shows it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual.screen import Screen
+
+from cliniko2nutshell.journey import Step
+from cliniko2nutshell.tui.screens.connect import ConnectScreen
+from cliniko2nutshell.tui.screens.extract import ExtractScreen
+from cliniko2nutshell.tui.screens.project import ProjectScreen
+
+STEP_SCREENS: dict[Step, Callable[[], Screen[None]]] = {
+    Step.PROJECT: ProjectScreen,
+    Step.CONNECT: ConnectScreen,
+    Step.EXTRACT: ExtractScreen,
+}
