@@ -339,3 +339,30 @@ def project_summary(path: Path) -> ProjectSummary:
         last_run=last,
         interrupted=interrupted,
     )
+
+
+# Where each kind of pre-flight problem is fixed (the wizard's "go and fix it" jump; the CLI names the step).
+_FIXED_AT = {
+    "practitioner_unresolved": Step.PRACTITIONERS,
+    "custom_field_missing": Step.MAP,
+    "custom_field_wrong_type": Step.MAP,
+    "custom_field_cap": Step.MAP,
+    "custom_field_choices": Step.MAP,
+    "activity_type_missing": Step.MAP,
+    "open_decision": Step.MAP,
+    "existing_person": Step.MAP,
+    "duplicate_email": Step.MAP,
+    "contact_limit": Step.CONNECT,
+    "invalid_email": Step.EXTRACT,
+    "no_usable_name": Step.EXTRACT,
+    "invalid_record": Step.EXTRACT,
+    "file_too_large": Step.EXTRACT,
+    "file_not_downloaded": Step.EXTRACT,
+    "attachment_not_ready": Step.EXTRACT,
+}
+
+
+def fix_step(problem_kind: str) -> Step:
+    """The step where a pre-flight problem of this kind is resolved (data problems: fix them in Cliniko, then
+    extract the changes)."""
+    return _FIXED_AT.get(problem_kind, Step.MAP)

@@ -9,10 +9,16 @@ from textual.screen import Screen
 from cliniko2nutshell.journey import Step
 from cliniko2nutshell.tui.screens.connect import ConnectScreen
 from cliniko2nutshell.tui.screens.extract import ExtractScreen
+from cliniko2nutshell.tui.screens.map import MapScreen
+from cliniko2nutshell.tui.screens.practitioners import PractitionersScreen
+from cliniko2nutshell.tui.screens.preflight import PreflightScreen
 from cliniko2nutshell.tui.screens.project import ProjectScreen
 
 STEP_SCREENS: dict[Step, Callable[[], Screen[None]]] = {
     Step.PROJECT: ProjectScreen,
     Step.CONNECT: ConnectScreen,
     Step.EXTRACT: ExtractScreen,
+    Step.PRACTITIONERS: PractitionersScreen,
+    Step.MAP: MapScreen,
+    Step.PREFLIGHT: PreflightScreen,
 }

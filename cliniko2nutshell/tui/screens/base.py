@@ -28,6 +28,7 @@ class StepScreen(Screen[None]):
     STEP: ClassVar[Step]
     INTRO: ClassVar[str] = ""
     HELP: ClassVar[str] = ""  # Markdown: what the step does, in the user's words
+    AUTO_FOCUS = "#content Input, #content DataTable, #content Button, #content OptionList"
 
     def compose(self) -> ComposeResult:
         yield TopBar(self.STEP)
@@ -37,7 +38,7 @@ class StepScreen(Screen[None]):
             with Vertical(id="content"):
                 yield StepHeading(id="heading")
                 yield from self.compose_body()
-        yield Footer()
+        yield Footer(compact=True)
 
     def compose_body(self) -> ComposeResult:
         yield from ()

@@ -29,16 +29,18 @@ def _pending(text: str) -> Content:
 
 def describe_cliniko(access: Any) -> str:
     role = access.role or "unknown role"
-    user = access.user_name or "the key's user"
     return (
-        f"{access.account_name} ({access.shard}) · key of {user}, {role} · "
-        f"{access.rate_limit} requests/min · {access.latency_ms:.0f} ms"
+        f"{access.account_name or 'Cliniko account'} (shard {access.shard}, {access.currency or 'currency unknown'})"
+        f"\n  key of {access.user_name}, {role} · {access.rate_limit_per_minute} requests/min · "
+        f"{access.latency_ms:.0f} ms a request"
     )
 
 
 def describe_nutshell(access: Any) -> str:
-    admin = {True: "administrator", False: "not an administrator", None: "role unknown"}[access.is_admin]
-    return f"{access.user_name} <{access.user_email}> at {access.company} · {admin} · {access.latency_ms:.0f} ms"
+    admin = {True: "administrator", False: "not an administrator", None: "administrator: unknown"}[access.is_admin]
+    who = f"{access.user_name} <{access.user_email}>" if access.user_id else access.username
+    company = access.company_name or "Nutshell (company name not available)"
+    return f"{company}\n  {who} · {admin} · {access.latency_ms:.0f} ms a request"
 
 
 class ConnectScreen(StepScreen):
@@ -56,8 +58,8 @@ The endpoints (advanced) are the real services unless you change them; the demo 
 """
     BINDINGS = [
         Binding("ctrl+t", "test_both", "Test both"),
-        Binding("ctrl+r", "reveal", "Show/hide keys"),
-        Binding("ctrl+s", "save", "Save and continue"),
+        Binding("ctrl+r", "reveal", "Show keys"),
+        Binding("ctrl+s", "save", "Save"),
     ]
 
     def __init__(self) -> None:
@@ -70,17 +72,22 @@ The endpoints (advanced) are the real services unless you change them; the demo 
             with Vertical(id="cliniko-box", classes="box"):
                 with Horizontal(classes="field-row"):
                     yield Label("API key", classes="field-label")
-                    yield Input(password=True, placeholder="the key ends with its shard, e.g. …-au1", id="cliniko-key")
-                    yield Button("Test", id="test-cliniko", classes="small")
+                    yield Input(
+                        password=True,
+                        placeholder="the key ends with its shard, e.g. …-au1",
+                        id="cliniko-key",
+                        compact=True,
+                    )
+                    yield Button("Test", id="test-cliniko", classes="small", compact=True)
                 yield Static(_pending("not tested yet"), id="cliniko-result")
             with Vertical(id="nutshell-box", classes="box"):
                 with Horizontal(classes="field-row"):
                     yield Label("User e-mail", classes="field-label")
-                    yield Input(placeholder="you@clinic.example", id="nutshell-user")
+                    yield Input(placeholder="you@clinic.example", id="nutshell-user", compact=True)
                 with Horizontal(classes="field-row"):
                     yield Label("API key", classes="field-label")
-                    yield Input(password=True, id="nutshell-key")
-                    yield Button("Test", id="test-nutshell", classes="small")
+                    yield Input(password=True, id="nutshell-key", compact=True)
+                    yield Button("Test", id="test-nutshell", classes="small", compact=True)
                 yield Static(_pending("not tested yet"), id="nutshell-result")
             with Horizontal(classes="field-row"):
                 yield Label("Contact limit", classes="field-label")
@@ -88,6 +95,7 @@ The endpoints (advanced) are the real services unless you change them; the demo 
                     placeholder="your Nutshell plan's contact limit, if it has one (optional)",
                     id="contact-limit",
                     type="integer",
+                    compact=True,
                 )
             with Horizontal(id="keep-row"):
                 yield Label("Keep keys in", classes="field-label")
@@ -96,7 +104,7 @@ The endpoints (advanced) are the real services unless you change them; the demo 
                     yield RadioButton("this session only (memory)", id="keep-session")
             yield Static("", id="keychain-note", classes="muted", markup=False)
             with Horizontal(classes="buttons"):
-                yield Button("Save and continue", id="save", variant="primary", disabled=True)
+                yield Button("Save and continue", id="save", variant="primary", disabled=True, compact=True)
             with Collapsible(title="Endpoints (advanced)", id="endpoints"):
                 with Horizontal(classes="field-row"):
                     yield Label("Cliniko URL", classes="field-label")
@@ -105,7 +113,7 @@ The endpoints (advanced) are the real services unless you change them; the demo 
                     )
                 with Horizontal(classes="field-row"):
                     yield Label("Nutshell URL", classes="field-label")
-                    yield Input(placeholder="https://app.nutshell.com/rest", id="nutshell-url")
+                    yield Input(placeholder="https://app.nutshell.com/rest", id="nutshell-url", compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -271,8 +279,6 @@ The endpoints (advanced) are the real services unless you change them; the demo 
             "cliniko_key": self._value("#cliniko-key"),
             "nutshell_username": self._value("#nutshell-user"),
             "nutshell_key": self._value("#nutshell-key"),
-            "cliniko_url": self._value("#cliniko-url") or None,
-            "nutshell_url": self._value("#nutshell-url") or None,
             "contact_limit": int(limit_text) if limit_text else None,
         }
         cliniko, nutshell = self.cliniko_access, self.nutshell_access
@@ -297,15 +303,12 @@ def save_connection(
     cliniko_key: str,
     nutshell_username: str,
     nutshell_key: str,
-    cliniko_url: str | None,
-    nutshell_url: str | None,
     contact_limit: int | None,
     session_only: bool,
 ) -> str:
-    """Keys to the keychain (or memory), endpoints and the contact limit to project.toml, the facts found to the
-    store. Runs on a worker thread."""
+    """Keys to the keychain (or memory), the contact limit to project.toml, the facts found (and the endpoints
+    tested) to the project. Runs on a worker thread."""
     from cliniko2nutshell.connect import record_connection, store_keys
-    from cliniko2nutshell.connections import remember_endpoints
 
     project = session.project
     where = store_keys(
@@ -316,10 +319,10 @@ def save_connection(
         session_only=session_only,
         secrets=session.secrets,
     )
-    remember_endpoints(project, cliniko_url=cliniko_url, nutshell_url=nutshell_url)
     if contact_limit is not None:
         project.settings.options["contact_limit"] = contact_limit
         project.save_settings()
     with session.view() as view:
         record_connection(view, cliniko, nutshell)
+    session.shared["cliniko_rate_limit"] = cliniko.rate_limit_per_minute
     return where

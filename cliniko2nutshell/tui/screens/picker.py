@@ -50,7 +50,7 @@ class PickerScreen(Screen[None]):
             yield DataTable(id="projects", cursor_type="row", zebra_stripes=True)
             yield Static("", id="picker-empty", markup=False)
             yield Static(f"Folder: {home_path(self.root or default_projects_root())}", classes="muted", markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#projects", DataTable)
