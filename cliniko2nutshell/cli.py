@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -233,6 +234,7 @@ def _with_snapshot(args: argparse.Namespace, command: str, body) -> int:  # type
     import asyncio
 
     from cliniko2nutshell.connections import MissingCredentials, nutshell_client, project_secrets, read_snapshot
+    from cliniko2nutshell.mapping.mapfile import MapError, load_map
     from cliniko2nutshell.nutshell.errors import NutshellError
 
     project = _open(args, command)
@@ -241,6 +243,12 @@ def _with_snapshot(args: argparse.Namespace, command: str, body) -> int:  # type
     with project:
         if not project.store.count_records("patients"):
             print("Nothing extracted yet: run `cliniko2nutshell extract` first.", file=sys.stderr)
+            return 2
+        try:  # a damaged map is reported before anything is fetched, and never overwritten
+            if project.mapping_path.exists():
+                load_map(project.mapping_path)
+        except MapError as exc:
+            print(exc, file=sys.stderr)
             return 2
         emails = [r.get("email") for r in project.store.iter_records("patients")]
 
@@ -347,6 +355,9 @@ def _add_engine_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     sp.add_argument("--scope", default="everything", help="everything (default), run:N, or objects:a,b")
     sp.add_argument("--force", action="store_true", help="also undo records edited in Nutshell since we wrote them")
     add("status", "what the project holds: runs, mapped records, quarantine (no network)", _cmd_status, network=False)
+    sp = add("check", "verify a project: store integrity, journal consistency, files against their sha256", _cmd_check,
+             network=False)  # fmt: skip
+    sp.add_argument("--quick", action="store_true", help="skip the full integrity check and the files' sha256")
 
 
 def _confirm(args: argparse.Namespace, question: str, typed: str | None = None) -> bool:
@@ -621,6 +632,18 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return EXIT[report.outcome.value]
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0: sound; 3: warnings; 1: problems found (commands that write refuse); 2: not a project."""
+    from cliniko2nutshell.project.integrity import verify_project
+
+    if not args.project.is_dir():
+        print(f"No project at {args.project}.", file=sys.stderr)
+        return 2
+    report = verify_project(args.project, deep=not args.quick)
+    print(json.dumps(report.as_dict()) if args.json else report.describe())
+    return 1 if report.errors else 3 if report.warnings else 0
+
+
 def _format_plan(summary: dict) -> str:  # type: ignore[type-arg]
     lines = [
         f"Pre-flight for map version {summary.get('map_version')}: "
@@ -641,7 +664,15 @@ def main(argv: list[str] | None = None) -> int:
         from cliniko2nutshell.tui.run import run_wizard
 
         return run_wizard(args.wizard_project, screen_share=args.screen_share)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except sqlite3.DatabaseError as exc:  # the store failed under a command: say which file, and what to do
+        if getattr(args, "project", None) is None:
+            raise
+        from cliniko2nutshell.project.store import damaged_message
+
+        print(damaged_message(args.project / "migration.db", str(exc)), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ from cliniko2nutshell.cliniko.resources import (
 )
 from cliniko2nutshell.events import EventSink, ignore
 from cliniko2nutshell.project.folder import Project
-from cliniko2nutshell.project.private import make_private_dir
+from cliniko2nutshell.project.private import file_sha256, make_private_dir
 from cliniko2nutshell.project.store import AttachmentFile, ExtractPass, RecordRow, utcnow
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -337,15 +337,9 @@ def _file_matches(path: Path, known: AttachmentFile, listed_size: int | None) ->
     if listed_size is not None and listed_size != known.size:
         return False
     try:
-        if path.stat().st_size != known.size:
-            return False
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
+        return path.stat().st_size == known.size and file_sha256(path) == known.sha256
     except OSError:
         return False
-    return digest.hexdigest() == known.sha256
 
 
 async def extract(

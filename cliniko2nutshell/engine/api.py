@@ -41,6 +41,7 @@ from cliniko2nutshell.mapping.mapfile import load_map
 from cliniko2nutshell.mapping.model import MigrationMap
 from cliniko2nutshell.mapping.practitioners import unresolved
 from cliniko2nutshell.project.folder import Project
+from cliniko2nutshell.project.integrity import verify_store
 from cliniko2nutshell.project.store import utcnow
 
 log = logging.getLogger(__name__)
@@ -200,6 +201,7 @@ class Engine:
         self.cliniko_budget = cliniko_budget
         self.durable = durable  # fsync each journal commit (power loss); off only for tests
         self.journal = Journal(project.store)
+        self._verify()
         # We hold the project lock: a run still "running" belongs to a process that died.
         for run_id in self.journal.mark_stale_runs_interrupted():
             log.info("run %s was interrupted; it resumes with `resume`", run_id)
@@ -220,16 +222,18 @@ class Engine:
         # The engine reads records back itself when it needs to; the client's extra JSON-RPC read of the rev
         # after every write would only double the requests of a run.
         client.read_revs = False
-        types = await client.list_activity_types()
-        return cls(
+        # Built before the first request, so a damaged store is reported before Nutshell is contacted at all.
+        engine = cls(
             project,
             NutshellDestination(client),
             mapping,
-            activity_type_ids((t.name, t.id.rest) for t in types),
+            {},
             file_size_limit=file_size_limit,
             sink=sink,
             reference_time=reference_time,
         )
+        engine.activity_types = activity_type_ids((t.name, t.id.rest) for t in await client.list_activity_types())
+        return engine
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _catalog(self) -> Catalog:
@@ -267,6 +271,13 @@ class Engine:
             cliniko_budget=self.cliniko_budget,
             **kw,
         )
+
+    def _verify(self) -> None:
+        """Refuse to write anything (to Nutshell or the store) from a store that fails its integrity check: a
+        damaged journal could make a run write records twice or a rollback miss some."""
+        report = verify_store(self.project)
+        if not report.ok:
+            raise EngineError(report.describe())
 
     def _start(self, kind: RunKind, options: dict[str, Any]) -> Run:
         if self.durable:

@@ -11,7 +11,6 @@ notes alone would not fit. Scoped plans (a sample, a delta) are small and are bu
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 import tempfile
@@ -31,6 +30,7 @@ from cliniko2nutshell.mapping.model import MigrationMap
 from cliniko2nutshell.mapping.outputs import USER, Context, NutshellName, Outcome, Planned, Ref, Skipped, Unmappable
 from cliniko2nutshell.mapping.transforms import plan_companies, plan_patient
 from cliniko2nutshell.project.folder import Project
+from cliniko2nutshell.project.private import file_sha256
 from cliniko2nutshell.project.store import Store
 
 log = logging.getLogger(__name__)
@@ -288,13 +288,21 @@ class Plan:
         return value
 
     def prepare_file(self, op: Op) -> None:
-        """Make sure the local file of a file op is there before it is uploaded. Rendered treatment notes are
-        written only now, for the ones actually sent (the plan itself writes nothing)."""
+        """Make sure the local file of a file op is there, as planned (size and sha256), before it is uploaded.
+        Rendered treatment notes are written only now, for the ones actually sent (the plan itself writes
+        nothing); downloads are checked against their sha256 (PlanError when they changed)."""
         spec = op.file
-        if spec is None or op.object != "treatment_note_file":
+        if spec is None:
             return
-        if spec.path.exists() and _sha256(spec.path) == spec.sha256:
+        if spec.path.exists() and file_sha256(spec.path) == spec.sha256:
             return
+        if op.object != "treatment_note_file":
+            # A download is only sent as it arrived: a copy changed or damaged on disk since is not uploaded.
+            state = "does not match the sha256 of its download" if spec.path.exists() else "is missing"
+            raise PlanError(
+                f"the downloaded copy of {op.object} {op.source_id} ({spec.path.relative_to(self.project.path)}) "
+                f"{state}: run `extract` again to download it anew"
+            )
         raw = self.store.get_record("treatment_notes", op.source_id)
         note = parse_or_none(TreatmentNote, raw) if raw is not None else None
         if note is None:
@@ -314,14 +322,6 @@ def _ensure_statistics(store: Store) -> None:
     if has_stats and conn.execute("SELECT 1 FROM sqlite_stat1 WHERE idx = 'cliniko_records_patient_id'").fetchone():
         return
     conn.execute("ANALYZE cliniko_records")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _record_refs(value: Any) -> list[RecordRef]:

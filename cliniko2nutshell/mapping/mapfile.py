@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from cliniko2nutshell.mapping.model import MigrationMap
 from cliniko2nutshell.project.private import make_private_dir, write_private_text
+from cliniko2nutshell.project.settings import validation_lines
 
 HISTORY_DIR = "mapping-history"
 _VERSION_FILE = re.compile(r"^mapping\.v(\d+)\.toml$")
@@ -36,21 +37,22 @@ class MapError(ValueError):
 
 
 def _format_errors(path: Path, exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (not part of the map; check the spelling)"
-        lines.append(f"  {key}: {msg}")
-    return f"{path} is not a valid map:\n" + "\n".join(lines)
+    newer = any("newer cliniko2nutshell" in str(e.get("msg")) for e in exc.errors())
+    todo = "Upgrade cliniko2nutshell to open it." if newer else _RESTORE
+    return f"{path} is not a valid map:\n" + "\n".join(validation_lines(exc)) + f"\n{todo}"
+
+
+_RESTORE = f"Fix the keys named above by hand, or copy the last good version back from {HISTORY_DIR}/."
 
 
 def parse_map(text: str, path: Path) -> MigrationMap:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise MapError(f"{path} is not valid TOML: {exc}") from exc
+        raise MapError(
+            f"{path} is not valid TOML ({exc}); it may have been cut short or mistyped. "
+            f"Fix it by hand, or copy the last good version back from {HISTORY_DIR}/."
+        ) from exc
     try:
         return MigrationMap.model_validate(data)
     except ValidationError as exc:
@@ -60,7 +62,11 @@ def parse_map(text: str, path: Path) -> MigrationMap:
 def load_map(path: Path) -> MigrationMap:
     if not path.exists():
         raise MapError(f"{path} does not exist; build the default map first")
-    return parse_map(path.read_text(encoding="utf-8"), path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise MapError(f"{path} is not UTF-8 text. {_RESTORE}") from exc
+    return parse_map(text, path)
 
 
 def dump_map(mapping: MigrationMap) -> str:

@@ -15,8 +15,8 @@ import platformdirs
 
 from cliniko2nutshell.project.lock import ProjectLock
 from cliniko2nutshell.project.private import make_private_dir
-from cliniko2nutshell.project.settings import ProjectSettings
-from cliniko2nutshell.project.store import Store
+from cliniko2nutshell.project.settings import ProjectSettings, SettingsError
+from cliniko2nutshell.project.store import Store, StoreError
 
 APP_NAME = "cliniko2nutshell"
 SETTINGS_FILE = "project.toml"
@@ -46,6 +46,7 @@ class Project:
     settings: ProjectSettings
     lock: ProjectLock | None = None
     _store: Store | None = field(default=None, repr=False)
+    _new: bool = field(default=False, repr=False)  # being created: the one time an empty store may be made
 
     @property
     def settings_path(self) -> Path:
@@ -74,7 +75,7 @@ class Project:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.store_path)
+            self._store = Store(self.store_path, create=self._new)
         return self._store
 
     def save_settings(self) -> None:
@@ -117,7 +118,7 @@ def create_project(name: str, path: Path | None = None, root: Path | None = None
     lock = ProjectLock(target, command).acquire()
     settings = ProjectSettings(name=name)
     settings.save(target / SETTINGS_FILE)
-    project = Project(target, settings, lock)
+    project = Project(target, settings, lock, _new=True)
     project.store  # noqa: B018 - create migration.db now, with its schema
     return project
 
@@ -129,13 +130,19 @@ def open_project(path: Path, *, write: bool = True, command: str = "") -> Projec
     lock = ProjectLock(path, command).acquire() if write else None
     try:
         settings = ProjectSettings.load(path / SETTINGS_FILE)
-    except Exception as exc:
+        project = Project(path, settings, lock)
+        project.store  # noqa: B018 - a damaged, missing or newer migration.db is refused here, before any use
+    except (SettingsError, StoreError) as exc:
         if lock:
             lock.release()
-        raise ProjectError(f"{path / SETTINGS_FILE} is not a valid project file: {exc}") from exc
+        raise ProjectError(str(exc)) from exc
+    except BaseException:
+        if lock:
+            lock.release()
+        raise
     for sub in SUBDIRS:
         make_private_dir(path / sub)
-    return Project(path, settings, lock)
+    return project
 
 
 def list_projects(root: Path | None = None) -> list[ProjectInfo]:

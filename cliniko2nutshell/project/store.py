@@ -296,17 +296,50 @@ class Milestone:
     detail: dict[str, Any]
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def damaged_message(path: Path, detail: str) -> str:
+    """What a user reads when migration.db cannot be trusted: what is wrong, and what to do (never: delete it)."""
+    return (
+        f"{path} is damaged ({detail}). Nothing more was written to it. It records what was already written to "
+        "Nutshell, so do not delete it: restore migration.db from a backup of the project folder (with its "
+        "-wal file, if there is one), or keep the folder as it is and ask for support. "
+        "`cliniko2nutshell check --project <folder>` lists everything it finds."
+    )
+
+
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        """Open (with `create`, make) the store. An existing project's store is opened with create=False:
+        a missing migration.db is an error, never silently replaced by an empty one (a run would then
+        write every record to Nutshell a second time)."""
         self.path = path
+        if not create and not path.exists():
+            raise StoreError(
+                f"{path} is missing. It records what was written to Nutshell: restore it from a backup of the "
+                "project folder. Starting over with an empty one would write every record to Nutshell again."
+            )
+        if path.exists() and path.stat().st_size:
+            with path.open("rb") as fh:
+                header = fh.read(len(SQLITE_HEADER))
+            if header != SQLITE_HEADER:
+                raise StoreError(damaged_message(path, "it is not a SQLite database"))
         with private_umask():
             self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.execute("PRAGMA busy_timeout=10000")
-            self._migrate()
+            try:
+                self.conn.row_factory = sqlite3.Row
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+                self.conn.execute("PRAGMA foreign_keys=ON")
+                self.conn.execute("PRAGMA busy_timeout=10000")
+                self._migrate()
+            except sqlite3.DatabaseError as exc:
+                self.conn.close()
+                raise StoreError(damaged_message(path, str(exc))) from exc
+            except BaseException:
+                self.conn.close()
+                raise
         for suffix in ("", "-wal", "-shm"):
             p = Path(f"{path}{suffix}")
             if p.exists():
@@ -322,7 +355,7 @@ class Store:
         if current > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} was written by a newer cliniko2nutshell (schema {current}, "
-                f"this version knows {SCHEMA_VERSION}). Upgrade the tool to open it."
+                f"this version knows {SCHEMA_VERSION}). Nothing was changed: upgrade cliniko2nutshell to open it."
             )
         for version in range(current, SCHEMA_VERSION):
             with self.transaction():
