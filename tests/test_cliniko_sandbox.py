@@ -265,7 +265,8 @@ def test_boolean_filter_and_single_q(http: httpx.Client, clinic: Clinic) -> None
     [
         ("/patients", "notes:~pain", "notes"),  # a field, but not a filterable one
         ("/patients", "id:~12", "'~'"),  # an operator the type does not take
-        ("/patients", "id:=abc", "number"),
+        ("/patients", "id:=abc", "Filter value for id must be a number"),
+        ("/invoices", "status:=paid", "Filter value for status must be a number"),  # the live wording
         ("/patients", "updated_at:>yesterday", "timestamp"),
         ("/patients", "updated_at:>2024-01-01T00:00:00", "timestamp"),  # no zone
         ("/patients", "updated_at:=2024-01-01T00:00:00Z", "'='"),
