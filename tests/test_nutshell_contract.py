@@ -110,11 +110,27 @@ QUIRKS = [
 ]
 QUIRKS.append(
     Quirk(
+        "reference-lists-as-bare-arrays",
+        "GET /industries, /accounttypes and /territories declare bare arrays; live answers (Airbyte's connector "
+        "reads `industries` and `accountTypes`) wrap them as every other list does; each element is validated.",
+        ("paths", "/industries", "get", "responses", "200", "content", "application/json", "schema", "type"),
+    )
+)
+QUIRKS.append(
+    Quirk(
         "custom-field-input-declared-string",
         "CustomFieldInput (values on create) is declared a string; Currency values are objects "
         "({'currency', 'amount'}), numbers and multiple-choice lists are sent as such (reference §2.7).",
         _schema("CustomFieldInput"),
         {},
+    )
+)
+QUIRKS.append(
+    Quirk(
+        "address-location-without-geocoding",
+        "Every live address value carries `location` (Airbyte's schema); the sandbox does not geocode and sends null, "
+        "which the document does not mark nullable.",
+        _schema("addresses", "items", "properties", "value", "properties", "location"),
     )
 )
 # Fields the live API sends as null (seen in captured live answers) but the document does not mark nullable.
@@ -137,7 +153,9 @@ WRAPPED = {  # (template, method) -> the key whose elements are validated (quirk
     ("/notes/{id}", "get"): "notes",
     ("/notes/{id}", "delete"): "notes",
     ("/notes/{id}/undelete", "post"): "notes",
+    ("/industries/{id}", "get"): "industries",
 }
+BARE_ARRAYS = {"/industries": "industries", "/accounttypes": "accountTypes", "/territories": "territories"}
 TWINS = {  # quirk contacts-custom-fields-as-bare-array: validate with the accounts twin
     "/contacts/customfields/attributes": "/accounts/customfields/attributes",
     "/contacts/{id}/customfields": "/accounts/{id}/customfields",
@@ -200,6 +218,10 @@ SERVED = [
     ("/tags/{id}", "delete"),
     ("/tags/{id}/undelete", "post"),
     ("/events", "get"),
+    ("/industries", "get"),
+    ("/industries/{id}", "get"),
+    ("/accounttypes", "get"),
+    ("/territories", "get"),
 ]
 
 
@@ -291,7 +313,18 @@ def exercise(call: Recorder) -> None:
         "POST",
         "/accounts",
         json={
-            "accounts": [{"name": "Insurer", "phones": [{"value": "1300 000"}], "customFields": {"Insurer Code": "X1"}}]
+            "accounts": [
+                {
+                    "name": "Insurer",
+                    "phones": [{"value": "1300 000"}],
+                    "customFields": {"Insurer Code": "X1"},
+                    "links": {
+                        "accountType": "2-accountTypes",
+                        "industry": "2-industries",
+                        "territory": "1-territories",
+                    },
+                }
+            ]
         },
     )
     aid = account["accounts"][0]["id"]
@@ -345,6 +378,10 @@ def exercise(call: Recorder) -> None:
     call.ok("GET", f"/activities/{act}")
     call.ok("GET", "/activities", params={"filter[participant][]": cid, "limit": 10})
     call.ok("GET", "/activitytypes")
+    call.ok("GET", "/industries")
+    call.ok("GET", "/industries/2-industries")
+    call.ok("GET", "/accounttypes")
+    call.ok("GET", "/territories")
     note = call.ok("POST", "/notes", json={"data": {"body": "a note", "links": {"parent": cid}}})["notes"][0]["id"]
     call.ok("GET", "/notes", params={"filter[parent]": cid})
     call.ok("GET", f"/notes/{note}")
@@ -421,6 +458,11 @@ def check(exchange: Exchange) -> tuple[str, list[str]]:
         elements = body["customFields"]
         return label, found + [p for e in elements for p in problems({"$ref": "#/components/schemas/CustomField"}, e)]
     schema = declared["content"]["application/json"]["schema"]
+    if template in BARE_ARRAYS:  # quirk reference-lists-as-bare-arrays
+        elements = body.get(BARE_ARRAYS[template])
+        if not elements:
+            return label, [*found, f"no {BARE_ARRAYS[template]!r} elements"]
+        return label, found + [p for element in elements for p in problems(schema["items"], element)]
     key = WRAPPED.get((template, exchange.method))
     if key is not None:
         if not body.get(key):
@@ -463,7 +505,14 @@ def test_quirks_are_still_in_the_spec() -> None:
     assert _at(RAW_SPEC, QUIRKS[2].pointer) == "#/components/schemas/Note"
     assert _at(RAW_SPEC, QUIRKS[3].pointer) == "array"
     assert "content" not in _at(RAW_SPEC, QUIRKS[4].pointer)
+    for template in BARE_ARRAYS:
+        assert (
+            RAW_SPEC["paths"][template]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["type"]
+            == "array"
+        )
     for quirk in QUIRKS[5:]:
+        if quirk.pointer[:2] != ("components", "schemas"):
+            continue  # checked above
         schema = _at(RAW_SPEC, quirk.pointer)
         assert not schema.get("nullable"), quirk.name
         assert schema.get("type") in ("string", "integer", "object"), quirk.name

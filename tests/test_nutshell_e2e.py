@@ -124,11 +124,13 @@ async def test_create_read_back_through_the_other_protocol_and_delete_to_the_sta
     rpc_activity = await nutshell.get_activity(activity.id, via="rpc")
     assert rpc_activity.status is ActivityStatus.LOGGED and rpc_activity.activity_type == call.id
     assert set(rpc_activity.participants) == {person.id, other_user.id}
-    assert rpc_activity.start_time == start and rpc_activity.location == "Hampton clinic"
+    # A live JSON-RPC activity carries no `location` (recorded findActivities); REST shows it.
+    assert rpc_activity.start_time == start and rpc_activity.location is None
     rest_activity = await nutshell.get_activity(activity.id)
     assert set(rest_activity.participants) == set(rpc_activity.participants)
-    assert rest_activity.description == "Knee pain"
-    assert rpc_activity.to_payload() == activity_payload == rest_activity.to_payload()
+    assert rest_activity.description == "Knee pain" and rest_activity.location == "Hampton clinic"
+    assert rest_activity.to_payload() == activity_payload
+    assert rpc_activity.to_payload() == {k: v for k, v in activity_payload.items() if k != "location"}
 
     note = await nutshell.create_note("Allergic to latex.\nSecond line — ünïcode.", person.id)
     assert (await nutshell.get_note(note.id)).parent == person.id
@@ -179,8 +181,9 @@ async def test_updates_return_a_new_rev_and_a_stale_rev_is_a_conflict(nutshell: 
     )  # fmt: skip
     moved = await nutshell.update_activity(activity.id, {"location": "Room 2"}, expected_rev=activity.rev)
     assert moved.rev != activity.rev
-    after = await nutshell.get_activity(activity.id, via="rpc")
+    after = await nutshell.get_activity(activity.id)
     assert after.location == "Room 2" and after.name == "Follow-up" and after.participants == (person.id,)
+    assert (await nutshell.get_activity(activity.id, via="rpc")).rev == moved.rev
     with pytest.raises(ConflictError, match="rev key is out-of-date"):
         await nutshell.delete_activity(activity.id, rev=activity.rev)
     await nutshell.delete_activity(activity.id, rev=moved.rev)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from cliniko2nutshell.sandbox.nutshell_rest_shapes import multi_items, parse_id
+from cliniko2nutshell.sandbox.nutshell_rest_shapes import multi_items, parse_id, reference_link
 from cliniko2nutshell.sandbox.nutshell_state import MULTI_VALUE_FIELDS, NutshellState, Record, invalid
 from cliniko2nutshell.sandbox.nutshell_values import split_name
 
@@ -92,6 +92,9 @@ def _patch_link(
     kind: str, data: dict[str, Any], contacts: list[int] | None, op: str, rest: list[str], value: Any
 ) -> list[int] | None:
     rel, target = rest[0], rest[1:]
+    if not target and (single := reference_link(kind, rel, None if op == "remove" else value)) is not None:
+        data[single[0]] = single[1]
+        return contacts
     if rel == "owner" and not target:
         data["owner"] = None if op == "remove" or value is None else parse_id(value, "users")
         return contacts

@@ -1,7 +1,8 @@
 """The REST API under /rest, over the shared state, following Nutshell's OpenAPI document: contacts and accounts
 (list, get, create, JSON-Patch, delete, undelete, custom fields), activities (list, get, create, PUT), activity
-types, notes, users, tags and events. Anything else under /rest answers 404 (405 when the path exists with
-another method), with the documented error body.
+types, notes, users, tags, events, industries, account types and territories. Leads are JSON-RPC only here.
+Anything else under /rest answers 404 (405 when the path exists with another method), with the documented error
+body.
 """
 
 from __future__ import annotations
@@ -151,7 +152,8 @@ class RestApi:
             for name, values in _filters(ctx.request).items():
                 records = self._filter_peeps(kind, records, name, values)
             if query.get("q"):
-                records = [r for r in records if _matches(r, query["q"])]
+                hits = {r.id for r in state.search(kind, query["q"])}
+                records = [r for r in records if r.id in hits]
             records = _sorted(records, query.get("sort"))
             limit, page = _page_params(ctx.request)
             chunk = records[page * limit : (page + 1) * limit]
@@ -206,9 +208,13 @@ class RestApi:
             "owners": [self.render(users[u], base) for u in owners],
             "contacts": [self.render(c, base) for _, c in sorted(contacts.items())],
             "origins": [],
-            "accountTypes": [],
-            "industries": [],
+            "accountTypes": self._related(records, "accountTypes", "account_type", base),
+            "industries": self._related(records, "industries", "industry", base),
         }
+
+    def _related(self, records: list[Record], kind: str, key: str, base: str) -> list[dict[str, Any]]:
+        ids = sorted({r.data[key] for r in records if r.data[key] is not None})
+        return [self.render(self.state.records[kind][i], base) for i in ids]
 
     def create_peep(self, kind: str) -> Handler:
         def handler(ctx: Ctx) -> Response:
@@ -371,6 +377,23 @@ class RestApi:
             self.state.set_note_body(self.state.log_note(rec, ctx.actor), note, ctx.actor)
         return _json(self.envelope("activities", [rec], ctx.base))
 
+    def list_reference(self, kind: str) -> Handler:
+        """GET /industries, /accounttypes, /territories. Unconfirmed: the document declares bare arrays; live
+        answers (Airbyte's connector reads `industries` and `accountTypes`) wrap them like every other list, as
+        we do for all three."""
+
+        def handler(ctx: Ctx) -> Response:
+            return _json(self.envelope(kind, list(self.state.records[kind].values()), ctx.base))
+
+        return handler
+
+    def get_industry(self, ctx: Ctx) -> Response:
+        rid = shapes.parse_path_id(ctx.path("id"), "industries")
+        rec = self.state.records["industries"].get(rid)
+        if rec is None:
+            raise NutshellError(404, "Not Found", f"There is no industry {ctx.path('id')}.")
+        return _json(self.envelope("industries", [rec], ctx.base))
+
     def list_activity_types(self, ctx: Ctx) -> Response:
         records = list(self.state.records["activityTypes"].values())
         return _json(self.envelope("activityTypes", records, ctx.base))
@@ -529,6 +552,10 @@ class RestApi:
             Route("/rest/activities/{ids}", e(self.get_activities), methods=["GET"]),
             Route("/rest/activities/{id}", e(self.put_activity, body="json"), methods=["PUT"]),
             Route("/rest/activitytypes", e(self.list_activity_types), methods=["GET"]),
+            Route("/rest/industries", e(self.list_reference("industries")), methods=["GET"]),
+            Route("/rest/industries/{id}", e(self.get_industry), methods=["GET"]),
+            Route("/rest/accounttypes", e(self.list_reference("accountTypes")), methods=["GET"]),
+            Route("/rest/territories", e(self.list_reference("territories")), methods=["GET"]),
             Route("/rest/notes", e(self.list_notes), methods=["GET"]),
             Route("/rest/notes", e(self.create_note, body="json"), methods=["POST"]),
             Route("/rest/notes/{id}/undelete", e(self.undelete("notes")), methods=["POST"]),
@@ -563,18 +590,6 @@ def rest_routes(state: NutshellState, guard: Guard) -> list[Route]:
 
 
 # --- small parsers -----------------------------------------------------------------------------------------------
-
-
-def _matches(rec: Record, q: str) -> bool:
-    """`q`: "similar to the provided string, such as name, email, location": case-insensitive substring."""
-    needle = q.strip().lower()
-    digits = "".join(ch for ch in needle if ch.isdigit())
-    d = rec.data
-    if needle in d["name"].lower() or any(needle in e["value"].lower() for e in d["emails"]):
-        return True
-    if len(digits) >= 3 and any(digits in "".join(ch for ch in str(p["value"]) if ch.isdigit()) for p in d["phones"]):
-        return True
-    return any(needle in (a["value"].get("city") or "").lower() for a in d["addresses"])
 
 
 def _sorted(records: list[Record], sort: str | None) -> list[Record]:

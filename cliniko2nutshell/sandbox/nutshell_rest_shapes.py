@@ -132,9 +132,9 @@ def _multi(field: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if field == "phones":
             value = parse_phone(value)
         elif field == "addresses":
-            # Live answers carry the fields inside `value` beside geocoding the sandbox does not do, so
-            # `location` (coordinates) is left out.
-            value = {**value, "locationAccuracy": None, "timezone": None}
+            # Live answers carry the fields inside `value` beside geocoding (`location`, `locationAccuracy`,
+            # `timezone`), which the sandbox does not do: null.
+            value = {**value, "location": None, "locationAccuracy": None, "timezone": None}
         entry = {"isPrimary": it["primary"], "name": it["label"], "value": value}
         if field == "phones":
             entry["isOptedOut"] = False
@@ -157,7 +157,7 @@ def peep(state: NutshellState, rec: Record, base: str) -> dict[str, Any]:
     links: dict[str, Any] = {
         "creator": ref("users", d["creator"]),
         "owner": ref("users", d["owner"]),
-        "territory": None,
+        "territory": ref("territories", d["territory"]),
         "tags": [ref("tags", t) for t in d["tags"]],
         "files": [],
         "relatedFiles": [],
@@ -168,12 +168,15 @@ def peep(state: NutshellState, rec: Record, base: str) -> dict[str, Any]:
         given, family = split_name(d["name"])
         out |= {"jobTitle": d["job_title"], "firstName": given, "lastName": family}
         links |= {"accounts": [ref("accounts", a["id"]) for a in d["accounts"]], "emAudiences": []}
+        # Unconfirmed: the elements of `jobs`; every live answer Airbyte sampled had it empty ([] or {}), so its
+        # element shape is unknown. We send it empty.
+        out["jobs"] = []
     else:
         out |= {"revenue": None, "employeeCount": None}
         links |= {
             "contacts": [c.rest_id for c in state.contacts_of_account(rec.id)],
-            "accountType": None,
-            "industry": None,
+            "accountType": ref("accountTypes", d["account_type"]),
+            "industry": ref("industries", d["industry"]),
         }
     return (
         out
@@ -222,7 +225,6 @@ def activity(state: NutshellState, rec: Record, base: str) -> dict[str, Any]:
             "creator": ref("users", d["creator"]),
             "leads": [],
             "logger": ref("users", d.get("logger")),
-            "logNote": ref("notes", d.get("log_note")),
             "users": by_kind["users"],
         },
     }
@@ -246,12 +248,6 @@ def note(state: NutshellState, rec: Record, base: str) -> dict[str, Any]:
         "links": {
             "comments": [],
             "parent": f"{d['parent']['id']}-{d['parent']['kind']}",
-            "creator": ref("users", d["creator"]),
-            "accounts": [],
-            "contacts": [],
-            "leads": [],
-            "users": [],
-            "teams": [],
         },
     }
 
@@ -272,7 +268,40 @@ def tag(state: NutshellState, rec: Record, base: str) -> dict[str, Any]:
     }
 
 
+# The `permissions` flags of a user: those of the official document plus `canUseOrTryInbox`, seen live.
+# Unconfirmed: which flags a non-administrator holds; we choose CRM work without setup, billing or bulk powers.
+ADMIN_ONLY_PERMISSIONS = (
+    "canAccessSetup",
+    "canAccessBilling",
+    "canBulkEdit",
+    "canExport",
+    "canImport",
+    "canMergeEntities",
+    "canDeleteEntities",
+    "canAssignEntities",
+    "canManageEmailTemplates",
+    "canAccessFullCampaigns",
+)
+EVERY_USER_PERMISSIONS = (
+    "canAccessCrm",
+    "canAccessMarketing",
+    "canViewSharedEmails",
+    "canUsePeopleIQ",
+    "canUseInbox",
+    "canUseOrTryInbox",
+)
+
+
+def permissions(is_administrator: bool) -> dict[str, bool]:
+    return {
+        **dict.fromkeys(EVERY_USER_PERMISSIONS, True),
+        **dict.fromkeys(ADMIN_ONLY_PERMISSIONS, is_administrator),
+    }
+
+
 def user(state: NutshellState, rec: Record, base: str) -> dict[str, Any]:
+    """A user as the live REST API shows one (Airbyte's inferred schema; the official User schema). No
+    `lastName`: neither source has it (JSON-RPC's full user does)."""
     d = rec.data
     name = f"{d['first_name']} {d['last_name']}".strip()
     return {
@@ -280,7 +309,6 @@ def user(state: NutshellState, rec: Record, base: str) -> dict[str, Any]:
         "type": "users",
         "name": name,
         "firstName": d["first_name"],
-        "lastName": d["last_name"],
         "modifiedTime": rec.modified,
         "isEnabled": d["is_enabled"],
         "hasSetPassword": True,
@@ -288,9 +316,15 @@ def user(state: NutshellState, rec: Record, base: str) -> dict[str, Any]:
         "isViewingRestricted": False,
         "isHiddenFromFilters": False,
         "canAccessEmailMarketing": False,
+        "permissions": permissions(d["is_administrator"]),
+        # Unconfirmed: the values of `phonecallerType` and `agentStatus` (strings or null live); a clinic
+        # account has no calling or agent set up, so we choose null for both.
+        "phonecallerType": None,
+        "agentStatus": None,
         "emails": list(d["emails"]),
         "avatarUrl": f"{base}/avatar/users/{rec.id}",
         "initials": initials(name),
+        "links": {"teams": [ref("teams", t) for t in state.teams_of(rec.id)]},
     }
 
 
@@ -304,6 +338,16 @@ def activity_type(state: NutshellState, rec: Record, base: str) -> dict[str, Any
     }
 
 
+def reference_entry(state: NutshellState, rec: Record, base: str) -> dict[str, Any]:
+    """An industry, account type or territory: `{id, type, name, modifiedTime}` as live answers show the first
+    two (Airbyte's connector: streams industries and account_types), territories with the `href` the document
+    gives them."""
+    out = {"id": rec.rest_id, "type": rec.kind, "name": rec.data["name"], "modifiedTime": rec.modified}
+    if rec.kind == "territories":
+        out["href"] = f"{base}/rest/territories/{rec.rest_id}"
+    return out
+
+
 def custom_field(rec: Record, value: Any = None, *, with_value: bool = False) -> dict[str, Any]:
     """A definition. Unconfirmed: the definition's keys beyond `id`; we follow a public client reading `name`,
     `title`, `type` (the field's data type), `isMultiple` and `choices`."""
@@ -315,7 +359,6 @@ def custom_field(rec: Record, value: Any = None, *, with_value: bool = False) ->
         "type": d["type"],
         "isMultiple": d["is_multiple"],
         "choices": list(d["choices"]),
-        "modifiedTime": rec.modified,
     }
     if with_value:
         out["value"] = value
@@ -344,6 +387,9 @@ RENDERERS = {
     "tags": tag,
     "users": user,
     "activityTypes": activity_type,
+    "industries": reference_entry,
+    "accountTypes": reference_entry,
+    "territories": reference_entry,
 }
 
 
@@ -395,12 +441,30 @@ def parse_peep(kind: str, element: Any) -> dict[str, Any]:
     return data
 
 
+# Single-valued links to a reference list: link name -> (id type, content key, the kinds that have it).
+REFERENCE_LINKS = {
+    "territory": ("territories", "territory", ("contacts", "accounts")),
+    "accountType": ("accountTypes", "account_type", ("accounts",)),
+    "industry": ("industries", "industry", ("accounts",)),
+}
+
+
+def reference_link(kind: str, rel: str, value: Any) -> tuple[str, int | None] | None:
+    """(content key, id or None) for a reference link of this kind; None when `rel` is not one."""
+    found = REFERENCE_LINKS.get(rel)
+    if found is None or kind not in found[2]:
+        return None
+    return found[1], None if value is None else parse_id(value, found[0])
+
+
 def parse_peep_links(kind: str, links: Any) -> dict[str, Any]:
     if not isinstance(links, dict):
         raise invalid("links must be an object")
     out: dict[str, Any] = {}
     for key, value in links.items():
-        if key == "owner":
+        if (single := reference_link(kind, key, value)) is not None:
+            out[single[0]] = single[1]
+        elif key == "owner":
             out["owner"] = None if value is None else parse_id(value, "users")
         elif key == "tags":
             out["tags"] = [parse_id(v, "tags") for v in _list(value, "links.tags")]
@@ -408,7 +472,7 @@ def parse_peep_links(kind: str, links: Any) -> dict[str, Any]:
             out["accounts"] = [{"id": parse_id(v, "accounts"), "relationship": ""} for v in _list(value, key)]
         elif key == "contacts" and kind == "accounts":
             out["_contacts"] = [parse_id(v, "contacts") for v in _list(value, key)]
-        elif key in ("territory", "emAudiences", "origin") and value in (None, []):
+        elif key in ("emAudiences", "origin") and value in (None, []):
             continue
         else:
             raise invalid(f"links.{key} is not supported by the sandbox for {kind}")

@@ -1,13 +1,20 @@
 """The JSON-RPC API at POST /api/v1/json (and endpoint discovery at POST /v1/json), over the shared state.
 
 Envelope (reference §1.4): named params (positional ones are mapped in signature order), `id` echoed, `jsonrpc`
-optional, the body parsed as JSON whatever the Content-Type; success is `{"result", "id", "jsonrpc"}` with no
-`error` key; an error is `{"error": {"code", "message", "data": null}, "id", "jsonrpc"}` with an HTTP status that
+optional, the body parsed as JSON whatever the Content-Type; success is `{"result", "id", "error": null,
+"jsonrpc"}`; an error is `{"error": {"code", "message", "data": null}, "id", "jsonrpc"}` with an HTTP status that
 tracks it (401, 404 for -32601, 409, 400 for bad input). GET answers a small SMD without auth.
 
-Methods are those the migration needs (the brief's list) plus newContact, newAccount, editAccount, findAccounts and
-getNote, which share their code, and instanceData (the connection test reads the company's name). Any other
-Nutshell method answers -32601 here, as an unknown one does.
+Unconfirmed: whether a success carries `"error": null`. The documentation's getContact example and a 2024 live
+recording (findUsers) do, another 2024 recording (findActivities) and a 2026 report do not; Nutshell's own PHP
+client reads `error` on every answer. We send it, so clients written against the documentation work; our client
+accepts either.
+
+Methods: those the migration needs, the rest of contacts and accounts (new, edit, find, search), leads (new, get,
+edit, delete, find: what Nutshell's own PHP sample calls), the reference lists (findTeams, findIndustries,
+findAccountTypes, findTerritories, findMarkets, findSources, findProducts), searchContacts, searchAccounts,
+searchLeads, searchUniversal, and instanceData (the connection test reads the company's name). Any other Nutshell
+method answers -32601 here, as an unknown one does.
 """
 
 from __future__ import annotations
@@ -32,8 +39,18 @@ from cliniko2nutshell.sandbox.nutshell_state import (
 )
 
 FIND_DEFAULTS = {"orderBy": None, "orderDirection": "ASC", "limit": 50, "page": 1, "stubResponses": True}
-SINGULAR = {"contacts": "Contact", "accounts": "Account", "activities": "Activity", "notes": "Note", "users": "User"}
+SINGULAR = {
+    "contacts": "Contact",
+    "accounts": "Account",
+    "activities": "Activity",
+    "notes": "Note",
+    "users": "User",
+    "leads": "Lead",
+}
 SEARCH_BY_EMAIL_LIMIT = 5  # "up to 5 stubs, grouped by entity type" (reference §2.2)
+# Unconfirmed: the default `limit` of search* (reference §5.3); we choose 10.
+SEARCH_LIMIT = 10
+LIST_DEFAULTS = {"orderBy": None, "orderDirection": "ASC", "limit": 50, "page": 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +109,19 @@ def _get(call: Call, kind: str, rid: Any, what: str) -> Record:
 
 
 def _full(call: Call, rec: Record) -> dict[str, Any]:
-    render = {"contacts": shapes.contact_full, "accounts": shapes.account_full, "activities": shapes.activity_full}
+    render = {
+        "contacts": shapes.contact_full,
+        "accounts": shapes.account_full,
+        "activities": shapes.activity_full,
+        "leads": shapes.lead_full,
+    }
     return render[rec.kind](call.state, rec, call.base)
+
+
+def _append_notes(call: Call, rec: Record, notes: list[str]) -> None:
+    """`note` on a new*/edit* appends a Note (reference §2.2)."""
+    for text in notes:
+        call.state.create("notes", {"body": text, "parent": {"kind": rec.kind, "id": rec.id}}, call.actor)
 
 
 def _write_peep(call: Call, kind: str, payload: Any, current: Record | None, rev: Any) -> Record:
@@ -109,8 +137,7 @@ def _write_peep(call: Call, kind: str, payload: Any, current: Record | None, rev
         rec = state.update(current, changes, call.actor, rev=rev)
     if contacts is not None:
         state.set_account_contacts(rec, contacts, call.actor)
-    for text in notes:  # `note` on an edit appends a Note (reference §2.2)
-        state.create("notes", {"body": text, "parent": {"kind": kind, "id": rec.id}}, call.actor)
+    _append_notes(call, rec, notes)
     return rec
 
 
@@ -193,25 +220,37 @@ PEEP_SORT: dict[str, Callable[[Record], Any]] = {
 }
 
 
-def _find_peeps(call: Call, kind: str, query: Any, params: dict[str, Any]) -> list[Any]:
-    state = call.state
-    stubs = params.pop("stubResponses") is not False
+def _query(query: Any, allowed: set[str], kind: str) -> dict[str, Any]:
+    """A find*'s `query` object, refused naming the keys the sandbox filters on when it holds others."""
     query = query or {}
     if not isinstance(query, dict):
         raise bad_params("query must be an object")
-    allowed = {"contacts": {"accountId", "tag", "leadId"}, "accounts": {"tag", "leadId"}}[kind]
     if set(query) - allowed:
         raise bad_params(f"query keys the sandbox supports for {kind}: {', '.join(sorted(allowed))}")
-    if "leadId" in query:
-        return []  # the sandbox holds no leads
+    return query
+
+
+def _tagged(state: NutshellState, records: list[Record], value: Any) -> list[Record]:
+    """Records carrying any of the tag names in `value` (one name or a list)."""
+    names = {str(t).lower() for t in (value if isinstance(value, list) else [value])}
+    tag_names = {t.id: t.data["name"].lower() for t in state.live("tags")}
+    return [r for r in records if names & {tag_names.get(t) for t in r.data["tags"]}]
+
+
+def _find_peeps(call: Call, kind: str, query: Any, params: dict[str, Any]) -> list[Any]:
+    state = call.state
+    stubs = params.pop("stubResponses") is not False
+    allowed = {"contacts": {"accountId", "tag", "leadId"}, "accounts": {"tag", "leadId"}}[kind]
+    query = _query(query, allowed, kind)
     records = list(state.live(kind))
+    if "leadId" in query:
+        linked = {i for lid in _ids(query["leadId"], "leadId") for i in _lead_links(state, lid)[kind]}
+        records = [r for r in records if r.id in linked]
     if "accountId" in query:
         wanted = _ids(query["accountId"], "accountId")
         records = [r for r in records if wanted & {a["id"] for a in state.visible(r)["accounts"]}]
     if "tag" in query:
-        names = {str(t).lower() for t in (query["tag"] if isinstance(query["tag"], list) else [query["tag"]])}
-        tag_names = {t.id: t.data["name"].lower() for t in state.live("tags")}
-        records = [r for r in records if names & {tag_names.get(t) for t in r.data["tags"]}]
+        records = _tagged(state, records, query["tag"])
     page = _page(records, PEEP_SORT, "name", **params)
     return [shapes.stub(state, r) if stubs else _full(call, r) for r in page]
 
@@ -224,6 +263,45 @@ def find_contacts(call: Call, query: Any, **params: Any) -> Any:
 @rpc("findAccounts", "query", *FIND_DEFAULTS, query=None, **FIND_DEFAULTS)
 def find_accounts(call: Call, query: Any, **params: Any) -> Any:
     return _find_peeps(call, "accounts", query, params)
+
+
+def _lead_links(state: NutshellState, lead_id: int) -> dict[str, list[int]]:
+    """The contacts and accounts of a lead; none for an unknown or deleted one (a find matches nothing)."""
+    lead = state.records["leads"].get(lead_id)
+    if lead is None or not state.is_live(lead):
+        return {"contacts": [], "accounts": []}
+    return state.lead_links(lead)
+
+
+def _search(call: Call, kind: str, string: Any, limit: Any) -> list[Any]:
+    if not isinstance(string, str):
+        raise bad_params("string must be text")
+    limit = _int(limit, "limit")
+    if limit < 1:
+        raise bad_params("limit starts at 1")
+    return [shapes.stub(call.state, r) for r in call.state.search(kind, string)[:limit]]
+
+
+@rpc("searchContacts", "string", "limit", limit=SEARCH_LIMIT)
+def search_contacts(call: Call, string: Any, limit: Any) -> Any:
+    return _search(call, "contacts", string, limit)
+
+
+@rpc("searchAccounts", "string", "limit", limit=SEARCH_LIMIT)
+def search_accounts(call: Call, string: Any, limit: Any) -> Any:
+    return _search(call, "accounts", string, limit)
+
+
+@rpc("searchLeads", "string", "limit", limit=SEARCH_LIMIT)
+def search_leads(call: Call, string: Any, limit: Any) -> Any:
+    return _search(call, "leads", string, limit)
+
+
+@rpc("searchUniversal", "string")
+def search_universal(call: Call, string: Any) -> Any:
+    """Contacts, accounts and leads "similar to" the string, grouped by type (reference §2.2). Unconfirmed: how
+    many of each; we choose the search* default."""
+    return {kind: _search(call, kind, string, SEARCH_LIMIT) for kind in ("contacts", "accounts", "leads")}
 
 
 @rpc("searchByEmail", "emailAddressString")
@@ -343,15 +421,11 @@ def delete_activity(call: Call, activityId: Any, rev: Any) -> Any:
 @rpc("findActivities", "query", *FIND_DEFAULTS, query=None, **FIND_DEFAULTS)
 def find_activities(call: Call, query: Any, **params: Any) -> Any:
     state = call.state
-    query = query or {}
-    if not isinstance(query, dict):
-        raise bad_params("query must be an object")
     allowed = {"contactId", "accountId", "userId", "status", "activityTypeId", "isFlagged", "leadId"}
-    if set(query) - allowed:
-        raise bad_params(f"query keys the sandbox supports for activities: {', '.join(sorted(allowed))}")
-    if "leadId" in query:
-        return []
+    query = _query(query, allowed, "activities")
     records: list[Record] | None = None
+    if "leadId" in query:
+        records = [a for lid in sorted(_ids(query["leadId"], "leadId")) for a in state.activities_of_lead(lid)]
     for key, kind in (("contactId", "contacts"), ("accountId", "accounts"), ("userId", "users")):
         if key in query:
             found = {r.id: r for rid in _ids(query[key], key) for r in state.activities_of(kind, rid)}
@@ -392,6 +466,117 @@ def find_activity_types(call: Call, **params: Any) -> Any:
     records = list(call.state.records["activityTypes"].values())
     sort_keys = {"name": lambda r: r.data["name"].lower(), "id": lambda r: r.id}
     return [shapes.activity_type_stub(call.state, r) for r in _page(records, sort_keys, "name", **params)]
+
+
+# --- leads -----------------------------------------------------------------------------------------------------
+
+
+def _write_lead(call: Call, payload: Any, current: Record | None, rev: Any) -> Record:
+    state = call.state
+    changes = shapes.parse_lead(state, payload, current)
+    notes = changes.pop("_note", [])
+    if current is None:
+        rec = state.create("leads", changes, call.actor)
+    else:
+        rec = state.update(current, changes, call.actor, rev=rev)
+    _append_notes(call, rec, notes)
+    return rec
+
+
+@rpc("newLead", "lead")
+def new_lead(call: Call, lead: Any) -> Any:
+    """Every field is optional (reference §2.9). Unconfirmed: a new lead's pipeline; the sandbox keeps none."""
+    return _full(call, _write_lead(call, lead, None, None))
+
+
+@rpc("getLead", "leadId", "rev", rev=None)
+def get_lead(call: Call, leadId: Any, rev: Any) -> Any:
+    return _full(call, _get(call, "leads", leadId, "leadId"))
+
+
+@rpc("editLead", "leadId", "rev", "lead")
+def edit_lead(call: Call, leadId: Any, rev: Any, lead: Any) -> Any:
+    rec = _get(call, "leads", leadId, "leadId")
+    return _full(call, _write_lead(call, lead, rec, rev))
+
+
+@rpc("deleteLead", "leadId", "rev")
+def delete_lead(call: Call, leadId: Any, rev: Any) -> Any:
+    call.state.delete(_get(call, "leads", leadId, "leadId"), call.actor, rev=rev)
+    return True
+
+
+LEAD_SORT: dict[str, Callable[[Record], Any]] = {
+    "id": lambda r: r.id,
+    "name": lambda r: r.data["name"].lower(),
+    "createdTime": lambda r: r.created,
+    "modifiedTime": lambda r: r.modified,
+    "dueTime": lambda r: r.data["due_time"] or 0,
+}
+
+
+@rpc("findLeads", "query", *FIND_DEFAULTS, query=None, **FIND_DEFAULTS)
+def find_leads(call: Call, query: Any, **params: Any) -> Any:
+    state = call.state
+    query = _query(query, {"status", "accountId", "contactId", "tag", "number"}, "leads")
+    records = list(state.live("leads"))
+    if "status" in query:
+        statuses = _ids(query["status"], "status")
+        records = [r for r in records if r.data["status"] in statuses]
+    for key, kind in (("accountId", "accounts"), ("contactId", "contacts")):
+        if key in query:
+            wanted = _ids(query[key], key)
+            records = [r for r in records if wanted & set(state.lead_links(r)[kind])]
+    if "tag" in query:
+        records = _tagged(state, records, query["tag"])
+    if "number" in query:
+        numbers = _ids(query["number"], "number")
+        records = [r for r in records if r.data["number"] in numbers]
+    stubs = params.pop("stubResponses") is not False
+    page = _page(records, LEAD_SORT, "id", **params)
+    return [shapes.lead_stub(state, r) if stubs else _full(call, r) for r in page]
+
+
+# --- reference lists -------------------------------------------------------------------------------------------
+
+
+def _reference_finder(name: str, kind: str) -> None:
+    """find<Things>(orderBy, orderDirection, limit, page): stubs of a seeded reference list."""
+
+    def find(call: Call, **params: Any) -> Any:
+        records = list(call.state.records[kind].values())
+        sort_keys = {"name": lambda r: r.data["name"].lower(), "id": lambda r: r.id}
+        return [shapes.reference_stub(call.state, r) for r in _page(records, sort_keys, "name", **params)]
+
+    rpc(name, *LIST_DEFAULTS, **LIST_DEFAULTS)(find)
+
+
+for _name, _kind in (
+    ("findTeams", "teams"),
+    ("findIndustries", "industries"),
+    ("findAccountTypes", "accountTypes"),
+    ("findTerritories", "territories"),
+    ("findMarkets", "markets"),
+    ("findSources", "sources"),
+):
+    _reference_finder(_name, _kind)
+
+
+@rpc("findProducts", *FIND_DEFAULTS, **FIND_DEFAULTS)
+def find_products(call: Call, **params: Any) -> Any:
+    """Products: stubs, or with `stubResponses: false` their price too. Unconfirmed: a full product's fields;
+    we add `price`."""
+    stubs = params.pop("stubResponses") is not False
+    records = list(call.state.records["products"].values())
+    sort_keys = {"name": lambda r: r.data["name"].lower(), "id": lambda r: r.id}
+    out = []
+    for r in _page(records, sort_keys, "name", **params):
+        item = shapes.reference_stub(call.state, r)
+        if not stubs:
+            del item["stub"]
+            item["price"] = dict(r.data["price"])
+        out.append(item)
+    return out
 
 
 # --- users, custom fields, notes, misc -------------------------------------------------------------------------
@@ -449,7 +634,7 @@ def find_custom_fields(call: Call) -> Any:
 
 @rpc("newNote", "entity", "note")
 def new_note(call: Call, entity: Any, note: Any) -> Any:
-    kind, rid = shapes._entity_ref(entity, ("contacts", "accounts"), "entity")
+    kind, rid = shapes._entity_ref(entity, ("contacts", "accounts", "leads"), "entity")
     if not isinstance(note, str) or not note.strip():
         raise invalid("note must be non-empty text")
     rec = call.state.create("notes", {"body": note, "parent": {"kind": kind, "id": rid}}, call.actor)
@@ -479,6 +664,7 @@ def get_update_times(call: Call) -> Any:
         ("activities", "Activities"),
         ("activityTypes", "Activity_Types"),
         ("notes", "Notes"),
+        ("leads", "Leads"),
     ):
         times = [r.modified for r in state.records[kind].values()]
         out[bin_name] = shapes.atom(max(times)) if times else None
@@ -490,6 +676,10 @@ def get_update_times(call: Call) -> Any:
 
 def _answer(payload: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(payload, status_code=status, headers=headers)
+
+
+def success(result: Any, rid: Any) -> dict[str, Any]:
+    return {"result": result, "id": rid, "error": None, "jsonrpc": "2.0"}
 
 
 def error_response(exc: NutshellError, rid: Any) -> JSONResponse:
@@ -548,7 +738,7 @@ def rpc_routes(state: NutshellState, guard: Guard) -> list[Route]:
                 result = method.fn(call, **arguments)
         except NutshellError as exc:
             return error_response(exc, rid)
-        return _answer({"result": result, "id": rid, "jsonrpc": "2.0"})
+        return _answer(success(result, rid))
 
     async def discovery(request: Request) -> Response:
         rid = None
@@ -567,7 +757,7 @@ def rpc_routes(state: NutshellState, guard: Guard) -> list[Route]:
         except NutshellError as exc:
             return error_response(exc, rid)
         host = request.url.netloc
-        return _answer({"result": {"api": host, "login": host, "iphone": host}, "id": rid, "jsonrpc": "2.0"})
+        return _answer(success({"api": host, "login": host, "iphone": host}, rid))
 
     return [
         Route("/api/v1/json", endpoint, methods=["GET", "POST"]),

@@ -1,6 +1,10 @@
 """The Nutshell seed: what an account already holds before a migration (users, activity types, people, companies,
-custom fields). The clinic generator writes one into the clinic DB (meta key `nutshell_seed`); `default_seed()` is
-a small one for tests that need no clinic.
+custom fields, and the reference lists: teams, industries, account types, territories, markets, sources,
+products). The clinic generator writes one into the clinic DB (meta key `nutshell_seed`); `default_seed()` is a
+small one for tests that need no clinic.
+
+The reference lists are optional in a seed: one without them gets `DEFAULT_REFERENCE`. Unconfirmed: what a new
+Nutshell instance holds in these lists (nothing public says); we choose small plausible ones for a clinic.
 """
 
 from __future__ import annotations
@@ -12,6 +16,21 @@ from cliniko2nutshell.sandbox.nutshell_values import CUSTOM_FIELD_TYPES, check_d
 
 # Nutshell's default activity types (reference §2.4 shows "Phone Call / Meeting" as id 1).
 DEFAULT_ACTIVITY_TYPES = ["Phone Call / Meeting", "Email", "Meeting", "Demo", "Lunch"]
+
+# Optional seed lists of names (teams are {"name", "members": [e-mails]}; products {"name", "price"}).
+DEFAULT_REFERENCE: dict[str, Any] = {
+    "teams": [{"name": "Front Desk", "members": []}],
+    "industries": ["Health Care", "Insurance", "Professional Services", "Other"],
+    "account_types": ["Customer", "Insurer", "Referrer", "Supplier"],
+    "territories": ["Local", "Regional"],
+    "markets": ["Default Market"],
+    "sources": ["Referral", "Website", "Walk-in"],
+    "products": [
+        {"name": "Initial Consultation", "price": {"currency": "USD", "amount": 120}},
+        {"name": "Follow-up Consultation", "price": {"currency": "USD", "amount": 90}},
+    ],
+}
+REFERENCE_KEYS = tuple(DEFAULT_REFERENCE)
 
 _DEFAULT: dict[str, Any] = {
     "company_domain": "harbourphysio.example",
@@ -63,12 +82,20 @@ _DEFAULT: dict[str, Any] = {
         "Leads": [],
     },
     "custom_field_cap": None,
+    **copy.deepcopy(DEFAULT_REFERENCE)
+    | {"teams": [{"name": "Front Desk", "members": ["priya.nair@harbourphysio.example"]}]},
 }
 
 
 def default_seed() -> dict[str, Any]:
-    """A small seed (a fresh copy each call): 4 users (one disabled), 3 people, 2 companies, 3 custom fields."""
+    """A small seed (a fresh copy each call): 4 users (one disabled), 3 people, 2 companies, 3 custom fields, the
+    default reference lists with one team (Priya Nair in it)."""
     return copy.deepcopy(_DEFAULT)
+
+
+def reference_lists(seed: dict[str, Any]) -> dict[str, Any]:
+    """The seed's reference lists, each defaulted when the seed has none."""
+    return {key: copy.deepcopy(seed[key] if key in seed else DEFAULT_REFERENCE[key]) for key in REFERENCE_KEYS}
 
 
 def validate_seed(seed: Any) -> None:
@@ -108,6 +135,29 @@ def validate_seed(seed: Any) -> None:
                 check_definition(d.get("name"), d.get("type"), d.get("choices"), d.get("isMultiple"), entity)
             except ValueError as exc:
                 raise ValueError(f"nutshell seed custom_fields.{entity}: {exc} (types: {CUSTOM_FIELD_TYPES})") from exc
+    _validate_reference(seed)
     cap = seed.get("custom_field_cap")
     if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 0):
         raise ValueError("nutshell seed custom_field_cap must be null or a non-negative integer")
+
+
+def _validate_reference(seed: dict[str, Any]) -> None:
+    logins = {e.strip().lower() for u in seed["users"] for e in u["emails"]} | {seed["api_user"]["email"].lower()}
+    for key in REFERENCE_KEYS:
+        if key not in seed:
+            continue
+        values = seed[key]
+        if not isinstance(values, list):
+            raise ValueError(f"nutshell seed {key} must be a list")
+        for i, value in enumerate(values):
+            name = value.get("name") if isinstance(value, dict) else value
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(f"nutshell seed {key}[{i}] needs a name")
+            if key == "teams":
+                members = value.get("members", []) if isinstance(value, dict) else None
+                if not isinstance(members, list) or any(str(m).strip().lower() not in logins for m in members):
+                    raise ValueError(f"nutshell seed teams[{i}].members must be e-mails of seeded users")
+            if key == "products" and isinstance(value, dict) and "price" in value:
+                price = value["price"]
+                if not isinstance(price, dict) or not isinstance(price.get("amount"), int | float):
+                    raise ValueError(f"nutshell seed products[{i}].price must be {{'currency', 'amount'}}")

@@ -3,10 +3,15 @@
 Records hold a protocol-neutral form of each entity; nutshell_rest_shapes and nutshell_rpc_shapes render it the way
 each protocol does. All validation of content lives here, so REST and JSON-RPC accept and refuse the same things.
 
-Ids: created entities (contacts, accounts, activities, notes, tags, files) share one integer sequence, so a
-client that sends a contact id where an account id belongs gets "not found" instead of silently hitting
-another record. Users, activity types and custom field definitions have their own small sequences. REST
-spells an id `"<n>-<type>"`, JSON-RPC uses `n`.
+Ids: created entities (contacts, accounts, activities, notes, tags, files, leads) share one integer sequence, so
+a client that sends a contact id where an account id belongs gets "not found" instead of silently hitting
+another record. Users, activity types, custom field definitions and the reference lists (teams, industries,
+account types, territories, markets, sources, products; seeded, read-only through the API) have their own small
+sequences. REST spells an id `"<n>-<type>"`, JSON-RPC uses `n`.
+
+Leads exist for JSON-RPC clients (Nutshell's own sample creates and edits one); the migration writes none. A lead
+links contacts and accounts (each with a relationship), products, sources, a market and an assignee (a user or a
+team); contacts and accounts show the leads that link them.
 
 Trash: deleting sets `deleted`; the record stays and undelete restores it. Unconfirmed: what a get of a
 trashed entity answers (reference §11.11); we choose the entity with its `deletedTime`, on both protocols.
@@ -28,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from cliniko2nutshell.sandbox.nutshell_seed import validate_seed
+from cliniko2nutshell.sandbox.nutshell_seed import reference_lists, validate_seed
 from cliniko2nutshell.sandbox.nutshell_values import (
     check_definition,
     check_multi_value,
@@ -38,14 +43,27 @@ from cliniko2nutshell.sandbox.nutshell_values import (
 
 REV_IGNORE = "REV_IGNORE"
 SEED_TIME = 1735689600  # 2025-01-01T00:00:00Z: seeded records get a fixed time, so dumps are reproducible
-ENTITY_KINDS = ("contacts", "accounts", "activities", "notes", "tags", "files")
-SCHEMA_KINDS = ("users", "activityTypes", "customFields")
-CUSTOM_FIELD_ENTITIES = {"contacts": "Contacts", "accounts": "Accounts"}
+ENTITY_KINDS = ("contacts", "accounts", "activities", "notes", "tags", "files", "leads")
+# Seed key -> kind of the reference lists.
+REFERENCE_KINDS = {
+    "teams": "teams",
+    "industries": "industries",
+    "account_types": "accountTypes",
+    "territories": "territories",
+    "markets": "markets",
+    "sources": "sources",
+    "products": "products",
+}
+SCHEMA_KINDS = ("users", "activityTypes", "customFields", *REFERENCE_KINDS.values())
+CUSTOM_FIELD_ENTITIES = {"contacts": "Contacts", "accounts": "Accounts", "leads": "Leads"}
 MULTI_VALUE_FIELDS = ("emails", "phones", "urls", "addresses")
 PARTICIPANT_KINDS = ("contacts", "users", "accounts")
-NOTE_PARENT_KINDS = ("contacts", "accounts", "activities")
+NOTE_PARENT_KINDS = ("contacts", "accounts", "activities", "leads")
 TAG_TYPES = ("leads", "contacts", "accounts")
 ACTIVITY_SCHEDULED, ACTIVITY_LOGGED, ACTIVITY_CANCELLED = 0, 1, 2
+LEAD_OPEN, LEAD_WON, LEAD_LOST, LEAD_CANCELLED = 0, 10, 11, 12  # reference §2.9
+LEAD_STATUSES = (LEAD_OPEN, LEAD_WON, LEAD_LOST, LEAD_CANCELLED)
+FIRST_LEAD_NUMBER = 1000  # Unconfirmed: where the visible lead numbers start; "Lead-1000" is the reference's example
 
 
 class NutshellError(Exception):
@@ -141,6 +159,7 @@ class NutshellState:
         self.blobs: dict[int, bytes] = {}
         self.events: list[dict[str, Any]] = []
         self._next_id = 1
+        self._next_lead_number = FIRST_LEAD_NUMBER
         self._schema_next = dict.fromkeys(SCHEMA_KINDS, 1)
         self._index = _Indexes()
         self._seed(seed)
@@ -174,6 +193,17 @@ class NutshellState:
         self.api_user_id = self.user_by_login(self.api_email, include_disabled=True).id  # type: ignore[union-attr]
         for name in seed["activity_types"]:
             self._insert_schema("activityTypes", {"name": name})
+        for key, values in reference_lists(seed).items():
+            for value in values:
+                data = dict(value) if isinstance(value, dict) else {"name": value}
+                data["name"] = data["name"].strip()
+                if key == "teams":
+                    members = [self.user_by_login(m, include_disabled=True) for m in data.get("members", [])]
+                    data["members"] = [u.id for u in members if u is not None]
+                if key == "products":
+                    price = data.get("price") or {}
+                    data["price"] = {"currency": price.get("currency") or "USD", "amount": price.get("amount", 0)}
+                self._insert_schema(REFERENCE_KINDS[key], data)
         for entity, definitions in seed["custom_fields"].items():
             for d in definitions:
                 clean = check_definition(d["name"], d["type"], d.get("choices"), d.get("isMultiple"), entity)
@@ -213,10 +243,33 @@ class NutshellState:
                 "owner": actor,
                 "creator": actor,
                 "tags": [],
+                "territory": None,
             }
             if kind == "contacts":
                 base |= {"job_title": None, "accounts": []}
+            else:
+                base |= {"industry": None, "account_type": None}
             return base
+        if kind == "leads":
+            return {
+                "name": "",
+                "description": None,
+                "status": LEAD_OPEN,
+                "confidence": None,
+                "market": None,
+                "primary_account": None,
+                "accounts": [],
+                "contacts": [],
+                "products": [],
+                "sources": [],
+                "assignee": None,
+                "tags": [],
+                "custom": {},
+                "creator": actor,
+                "due_time": None,
+                "closed_time": None,
+                "value": None,
+            }
         if kind == "activities":
             return {
                 "description": None,
@@ -225,6 +278,7 @@ class NutshellState:
                 "all_day": False,
                 "flagged": False,
                 "participants": [],
+                "leads": [],
                 "status": ACTIVITY_SCHEDULED,
                 "creator": actor,
                 "logger": None,
@@ -286,6 +340,51 @@ class NutshellState:
         ids = self._index.activities_by_participant.get((kind, rid), set())
         return [r for r in (self.records["activities"][i] for i in sorted(ids)) if self.is_live(r)]
 
+    def leads_of(self, kind: str, rid: int) -> list[Record]:
+        """Live leads linking a contact or an account. A scan: leads are few (the migration writes none)."""
+        return [lead for lead in self.live("leads") if rid in self.lead_links(lead)[kind]]
+
+    def lead_links(self, lead: Record) -> dict[str, list[int]]:
+        """The live contacts and accounts a lead links (the primary account first)."""
+        d = self.visible(lead)
+        return {"contacts": [c["id"] for c in d["contacts"]], "accounts": [a["id"] for a in d["accounts"]]}
+
+    def activities_of_lead(self, lead_id: int) -> list[Record]:
+        return [a for a in self.live("activities") if lead_id in a.data.get("leads", ())]
+
+    def contact_history(self, activities: list[Record]) -> tuple[int | None, int]:
+        """(when the latest logged activity started, how many are logged): what `lastContactedDate` and
+        `contactedCount` show. Unconfirmed: Nutshell also counts e-mails; the sandbox has only activities."""
+        logged = [a.data["start"] for a in activities if a.data["status"] == ACTIVITY_LOGGED]
+        return (max(logged) if logged else None), len(logged)
+
+    def teams_of(self, user_id: int) -> list[int]:
+        return [t.id for t in self.records["teams"].values() if user_id in t.data["members"]]
+
+    def search(self, kind: str, text: str) -> list[Record]:
+        """Live contacts, accounts or leads "similar to" `text` (case-insensitive substring of the name, an
+        e-mail, a city; three or more digits against phone numbers; a lead's number), in id order."""
+        needle = text.strip().lower()
+        if not needle:
+            return []
+        digits = "".join(ch for ch in needle if ch.isdigit())
+        found = []
+        for rec in self.live(kind):
+            d = rec.data
+            if kind == "leads":
+                hit = needle in d["name"].lower() or needle in (d["description"] or "").lower()
+                hit = hit or (digits != "" and digits == str(d["number"]))
+            else:
+                hit = needle in d["name"].lower() or any(needle in e["value"].lower() for e in d["emails"])
+                hit = hit or any(needle in (a["value"].get("city") or "").lower() for a in d["addresses"])
+                hit = hit or (
+                    len(digits) >= 3
+                    and any(digits in "".join(ch for ch in str(p["value"]) if ch.isdigit()) for p in d["phones"])
+                )
+            if hit:
+                found.append(rec)
+        return found
+
     def user_by_login(self, username: str, *, include_disabled: bool = False) -> Record | None:
         wanted = username.strip().lower()
         for user in self.records["users"].values():
@@ -305,7 +404,18 @@ class NutshellState:
         if rec.kind in ("contacts", "accounts"):
             data = {**data, "tags": [t for t in data["tags"] if self._live_ref("tags", t)]}
         elif rec.kind == "activities":
-            data = {**data, "participants": [p for p in data["participants"] if self._live_ref(p["kind"], p["id"])]}
+            data = {
+                **data,
+                "participants": [p for p in data["participants"] if self._live_ref(p["kind"], p["id"])],
+                "leads": [i for i in data.get("leads", ()) if self._live_ref("leads", i)],
+            }
+        elif rec.kind == "leads":
+            data = {
+                **data,
+                "contacts": [c for c in data["contacts"] if self._live_ref("contacts", c["id"])],
+                "accounts": [a for a in data["accounts"] if self._live_ref("accounts", a["id"])],
+                "tags": [t for t in data["tags"] if self._live_ref("tags", t)],
+            }
         elif rec.kind == "notes" and data["files"]:
             data = {**data, "files": [f for f in data["files"] if self._live_ref("files", f)]}
         return data
@@ -338,6 +448,10 @@ class NutshellState:
             clean = self._with_logger(self._clean(kind, self._blank(kind, actor) | data), actor)
             if kind == "tags" and self._tag_name_taken(clean["name"], clean["tag_type"]):
                 raise invalid(f"A {clean['tag_type']} tag named {clean['name']!r} already exists.")
+            if kind == "leads":
+                clean["number"] = self._next_lead_number
+                self._next_lead_number += 1
+                clean["name"] = clean["name"] or f"Lead-{clean['number']}"
             rec = self._insert(kind, clean, self.now())
             self._related_change(rec, None)
             self._event("create", rec, actor)
@@ -525,7 +639,12 @@ class NutshellState:
         return rec
 
     def _with_logger(self, data: dict[str, Any], actor: int) -> dict[str, Any]:
-        """A logged activity records who logged it and when; other records pass through."""
+        """A logged activity records who logged it and when, a closed lead when it closed; other records pass
+        through."""
+        if "closed_time" in data:
+            if data["status"] == LEAD_OPEN:
+                return {**data, "closed_time": None}
+            return data if data["closed_time"] is not None else {**data, "closed_time": self.now()}
         if "status" not in data or "logger" not in data:
             return data
         if data["status"] != ACTIVITY_LOGGED:
@@ -563,6 +682,12 @@ class NutshellState:
             touched |= {("accounts", a) for a in changed}
         elif rec.kind == "accounts" and before is None:
             touched |= {("contacts", c) for c in self._index.account_contacts.get(rec.id, {})}
+        elif rec.kind == "leads":
+            # Contacts and accounts list the leads that link them.
+            for kind in ("contacts", "accounts"):
+                new = {x["id"] for x in rec.data[kind]}
+                changed = new if before is None else new ^ {x["id"] for x in before[kind]}
+                touched |= {(kind, i) for i in changed}
         elif rec.kind == "notes":
             touched.add((rec.data["parent"]["kind"], rec.data["parent"]["id"]))
         for kind, rid in touched:
@@ -602,8 +727,10 @@ class NutshellState:
     def _refs(data: dict[str, Any]) -> frozenset[tuple[str, int]]:
         """The (kind, id) links a record's content holds."""
         refs = {("accounts", a["id"]) for a in data.get("accounts", [])}
+        refs |= {("contacts", c["id"]) for c in data.get("contacts", []) if isinstance(c, dict)}
         refs |= {("tags", t) for t in data.get("tags", [])}
         refs |= {(p["kind"], p["id"]) for p in data.get("participants", [])}
+        refs |= {("leads", i) for i in data.get("leads", [])}
         return frozenset(refs)
 
     def _clean(self, kind: str, data: dict[str, Any], keep: frozenset[tuple[str, int]] = frozenset()) -> dict[str, Any]:
@@ -617,6 +744,8 @@ class NutshellState:
                 return self._clean_note(data)
             if kind == "tags":
                 return self._clean_tag(data)
+            if kind == "leads":
+                return self._clean_lead(data, keep)
         except ValueError as exc:
             raise invalid(str(exc)) from exc
         raise invalid(f"{kind} cannot be created through the API")
@@ -652,12 +781,89 @@ class NutshellState:
             if self.records["tags"][tag_id].data["tag_type"] != kind:
                 raise ValueError(f"{tag_id}-tags is not a {kind} tag")
         if kind == "contacts":
-            links = []
-            for link in data.get("accounts") or []:
-                self._require_live("accounts", link["id"], keep)
-                if link["id"] not in (x["id"] for x in links):
-                    links.append({"id": link["id"], "relationship": link.get("relationship") or ""})
-            out["accounts"] = links
+            out["accounts"] = self._clean_links("accounts", data.get("accounts") or [], keep)
+        out["territory"] = self._reference("territories", data.get("territory"))
+        if kind == "accounts":
+            out["industry"] = self._reference("industries", data.get("industry"))
+            out["account_type"] = self._reference("accountTypes", data.get("account_type"))
+        return out
+
+    def _clean_links(self, kind: str, links: list[dict[str, Any]], keep: frozenset[tuple[str, int]]) -> list[Any]:
+        """[{id, relationship}] to live records of `kind`, each once, in the order given."""
+        out: list[dict[str, Any]] = []
+        for link in links:
+            self._require_live(kind, link["id"], keep)
+            relationship = link.get("relationship") or ""
+            if not isinstance(relationship, str):
+                raise ValueError(f"a relationship must be text, not {relationship!r}")
+            if link["id"] not in (x["id"] for x in out):
+                out.append({"id": link["id"], "relationship": relationship})
+        return out
+
+    def _reference(self, kind: str, rid: Any) -> int | None:
+        """A reference-list id (None clears it); ValueError naming the list when there is no such entry."""
+        if rid is None:
+            return None
+        if isinstance(rid, bool) or not isinstance(rid, int) or rid not in self.records[kind]:
+            raise ValueError(f"{rid!r} is not one of the {kind} ({', '.join(self._names(kind))})")
+        return rid
+
+    def _names(self, kind: str) -> list[str]:
+        return [f"{r.id}: {r.data['name']}" for r in self.records[kind].values()]
+
+    def _clean_lead(self, data: dict[str, Any], keep: frozenset[tuple[str, int]]) -> dict[str, Any]:
+        out = dict(data)
+        for key in ("name", "description"):
+            if out.get(key) is not None and not isinstance(out[key], str):
+                raise ValueError(f"{key} must be text, not {out[key]!r}")
+        out["name"] = (out.get("name") or "").strip()
+        if out["status"] not in LEAD_STATUSES:
+            raise ValueError(f"status must be one of {LEAD_STATUSES} (open, won, lost, cancelled)")
+        confidence = out.get("confidence")
+        if confidence is not None and (isinstance(confidence, bool) or not isinstance(confidence, int)):
+            raise ValueError(f"confidence must be a whole number from 0 to 100, not {confidence!r}")
+        if confidence is not None and not 0 <= confidence <= 100:
+            raise ValueError(f"confidence must be from 0 to 100, not {confidence}")
+        out["market"] = self._reference("markets", out.get("market"))
+        out["sources"] = list(dict.fromkeys(self._reference("sources", s) for s in out.get("sources") or []))
+        out["contacts"] = self._clean_links("contacts", out.get("contacts") or [], keep)
+        accounts = self._clean_links("accounts", out.get("accounts") or [], keep)
+        primary = out.get("primary_account")
+        if primary is not None:
+            self._require_live("accounts", primary, keep)
+            # The primary account is one of the lead's accounts, listed first.
+            first = next((a for a in accounts if a["id"] == primary), {"id": primary, "relationship": ""})
+            accounts = [first, *(a for a in accounts if a["id"] != primary)]
+        out["accounts"] = accounts
+        products = []
+        for p in out.get("products") or []:
+            self._reference("products", p["id"])
+            quantity, price = p.get("quantity", 1), p.get("price")
+            if isinstance(quantity, bool) or not isinstance(quantity, int | float) or quantity <= 0:
+                raise ValueError(f"a product's quantity must be a positive number, not {quantity!r}")
+            if price is None:
+                price = self.records["products"][p["id"]].data["price"]
+            products.append(
+                {
+                    "id": p["id"],
+                    "quantity": quantity,
+                    "price": _money(price, "a product's price"),
+                    "relationship": p.get("relationship") or "",
+                }
+            )
+        out["products"] = products
+        if out.get("value") is not None:
+            out["value"] = _money(out["value"], "value")
+        assignee = out.get("assignee")
+        if assignee is not None and assignee["id"] not in self.records[assignee["kind"]]:
+            raise ValueError(f"assignee {assignee['id']} is not a {assignee['kind'][:-1]} id")
+        out["tags"] = self._clean_refs("tags", out.get("tags") or [], keep)
+        for tag_id in out["tags"]:
+            if self.records["tags"][tag_id].data["tag_type"] != "leads":
+                raise ValueError(f"{tag_id}-tags is not a leads tag")
+        out["custom"] = self._clean_custom("Leads", out.get("custom") or {})
+        if out.get("due_time") is not None and not isinstance(out["due_time"], int):
+            raise ValueError("dueTime must be a time")
         return out
 
     def _clean_custom(self, entity: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -703,6 +909,7 @@ class NutshellState:
         if data.get("status") not in (ACTIVITY_SCHEDULED, ACTIVITY_LOGGED, ACTIVITY_CANCELLED):
             raise ValueError(f"Invalid activity status {data.get('status')!r}")
         participants = []
+        out["leads"] = self._clean_refs("leads", data.get("leads") or [], keep)
         for p in data.get("participants") or []:
             if p["kind"] not in PARTICIPANT_KINDS:
                 raise ValueError(f"{p['kind']} cannot take part in an activity")
@@ -727,7 +934,7 @@ class NutshellState:
             raise ValueError("A note needs a body")
         parent = data.get("parent") or {}
         if parent.get("kind") not in NOTE_PARENT_KINDS:
-            raise ValueError("A note needs a parent contact, account or activity")
+            raise ValueError("A note needs a parent contact, account, lead or activity")
         self._require_live(parent["kind"], parent.get("id"))
         if not body.strip() and not data.get("is_log_note"):
             raise ValueError("A note needs a body")
@@ -775,6 +982,10 @@ class NutshellState:
                 "schema": {
                     "users": [{"id": r.id, **r.data} for r in self.records["users"].values()],
                     "activity_types": [{"id": r.id, **r.data} for r in self.records["activityTypes"].values()],
+                    **{
+                        key: [{"id": r.id, **r.data} for r in self.records[kind].values()]
+                        for key, kind in REFERENCE_KINDS.items()
+                    },
                     "custom_fields": {
                         entity: [
                             {"id": r.id, **{k: v for k, v in r.data.items() if k != "entity"}}
@@ -786,3 +997,21 @@ class NutshellState:
                 },
                 "bookkeeping": {"revs": revs, "events": len(self.events), "next_id": self._next_id},
             }
+
+
+def _money(value: Any, what: str) -> dict[str, Any]:
+    """{currency, amount}; Nutshell's sample sends the currency as `currency_shortname`."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be {{'currency': 'USD', 'amount': 100}}, not {value!r}")
+    amount = value.get("amount")
+    if isinstance(amount, str):
+        try:
+            amount = float(amount) if "." in amount else int(amount)
+        except ValueError:
+            amount = None
+    if isinstance(amount, bool) or not isinstance(amount, int | float):
+        raise ValueError(f"{what} needs a numeric amount, not {value.get('amount')!r}")
+    currency = value.get("currency", value.get("currency_shortname")) or "USD"
+    if not isinstance(currency, str) or len(currency.strip()) != 3:
+        raise ValueError(f"{what} needs a three-letter currency, not {currency!r}")
+    return {"currency": currency.strip().upper(), "amount": amount}
