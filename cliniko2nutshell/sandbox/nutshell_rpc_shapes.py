@@ -14,6 +14,7 @@ from cliniko2nutshell.sandbox.nutshell_state import (
     ACTIVITY_LOGGED,
     ACTIVITY_SCHEDULED,
     LEAD_OPEN,
+    REFERENCE_KINDS,
     NutshellState,
     Record,
     invalid,
@@ -249,7 +250,8 @@ def stub(state: NutshellState, rec: Record) -> dict[str, Any]:
         "activities": activity_stub,
         "activityTypes": activity_type_stub,
         "leads": lead_stub,
-    }.get(rec.kind, reference_stub)
+        **dict.fromkeys(REFERENCE_KINDS.values(), reference_stub),
+    }[rec.kind]
     return render(state, rec)
 
 

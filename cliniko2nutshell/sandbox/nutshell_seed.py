@@ -82,8 +82,9 @@ _DEFAULT: dict[str, Any] = {
         "Leads": [],
     },
     "custom_field_cap": None,
-    **copy.deepcopy(DEFAULT_REFERENCE)
-    | {"teams": [{"name": "Front Desk", "members": ["priya.nair@harbourphysio.example"]}]},
+    **DEFAULT_REFERENCE,
+    # The default team, with a member so users' `links.teams` shows one.
+    "teams": [{"name": "Front Desk", "members": ["priya.nair@harbourphysio.example"]}],
 }
 
 
