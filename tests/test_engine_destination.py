@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cliniko2nutshell.engine.destination import Conflict, Gone, OutcomeUnknown, Rejected, Unavailable
-from cliniko2nutshell.engine.destination_nutshell import _clearing, _remote, _translate, activity_fields, person_fields
+from cliniko2nutshell.engine.destination_nutshell import _clearing, _remote, _translate
 from cliniko2nutshell.engine.markers import fingerprint
 from cliniko2nutshell.nutshell.errors import (
     AuthError,
@@ -56,7 +56,7 @@ def test_records_come_back_in_the_shape_we_send() -> None:
         "displayName": "Jo Bloggs"}, "email": {"--primary": "jo@example.org"}, "phone": {"mobile": "+61400"},
         "customFields": {"Cliniko Patient ID": "42", "Empty": ""}, "owner": {"entityType": "Users", "id": 5},
     })  # fmt: skip
-    fields = person_fields(person)
+    fields = _remote(person).fields
     assert fields["name"] == "Jo Bloggs"
     assert [e["value"] for e in fields["emails"]] == ["jo@example.org"]
     assert fields["customFields"] == {"Cliniko Patient ID": "42"}
@@ -65,7 +65,7 @@ def test_records_come_back_in_the_shape_we_send() -> None:
                                   "endTime": 1700000600, "isLogged": True,
                                   "links": {"participants": ["7-contacts", "5-users"],
                                             "activityType": "1-activityTypes"}})  # fmt: skip
-    got = activity_fields(activity)
+    got = _remote(activity).fields
     assert (got["startTime"], got["isLogged"], got["activityType"]) == (1700000000, True, "1-activityTypes")
     assert got["links"] == {"participants": ["7-contacts", "5-users"]}
 

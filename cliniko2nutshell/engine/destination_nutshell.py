@@ -35,96 +35,14 @@ from cliniko2nutshell.nutshell.errors import (
     RateLimitedError,
     ServiceError,
 )
-from cliniko2nutshell.nutshell.models import Activity, Address, Company, ContactPoint, FileInfo, Note, Person
+from cliniko2nutshell.nutshell.models import Activity, Company, FileInfo, Note, Person
 from cliniko2nutshell.nutshell.sending import Safety
-from cliniko2nutshell.nutshell.values import to_unix
 
 T = TypeVar("T")
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
-
-
-def _points(points: tuple[ContactPoint, ...]) -> list[dict[str, Any]]:
-    return [{"isPrimary": p.is_primary, "name": p.label, "value": p.value} for p in points]
-
-
-def _address_parts(a: Address) -> dict[str, Any]:
-    parts = {
-        "address_1": a.address_1,
-        "address_2": a.address_2,
-        "address_3": a.address_3,
-        "city": a.city,
-        "state": a.state,
-        "postalCode": a.postal_code,
-        "country": a.country,
-    }
-    return {k: v for k, v in parts.items() if v}
-
-
-def _compact(out: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in out.items() if v not in (None, "", [], {})}
-
-
-def person_fields(p: Person) -> dict[str, Any]:
-    """A person as a contactPostInput element."""
-    links = _compact({"owner": p.owner.rest if p.owner else None, "accounts": [a.rest for a in p.accounts]})
-    return _compact(
-        {
-            "name": p.name,
-            "description": p.description,
-            "emails": _points(p.emails),
-            "phones": _points(p.phones),
-            "urls": _points(p.urls),
-            "addresses": [{"isPrimary": a.is_primary, "name": a.label, **_address_parts(a)} for a in p.addresses],
-            "customFields": _compact(dict(p.custom_fields)),
-            "links": links,
-        }
-    )
-
-
-def company_fields(c: Company) -> dict[str, Any]:
-    """A company as an accountPostInput element (its addresses nest their parts under `value`)."""
-    links = _compact({"owner": c.owner.rest if c.owner else None})
-    return _compact(
-        {
-            "name": c.name,
-            "description": c.description,
-            "emails": _points(c.emails),
-            "phones": _points(c.phones),
-            "urls": _points(c.urls),
-            "addresses": [
-                {"isPrimary": a.is_primary, "name": a.label, "value": _address_parts(a)} for a in c.addresses
-            ],
-            "customFields": _compact(dict(c.custom_fields)),
-            "links": links,
-        }
-    )
-
-
-def activity_fields(a: Activity) -> dict[str, Any]:
-    """An activity as an activityPostInput element, plus its files."""
-    out = _compact(
-        {
-            "name": a.name,
-            "description": a.description,
-            "activityType": a.activity_type.rest if a.activity_type else None,
-            "startTime": to_unix(a.start_time) if a.start_time else None,
-            "endTime": to_unix(a.end_time) if a.end_time else None,
-            "location": a.location,
-            "links": _compact({"participants": [p.rest for p in a.participants]}),
-            "files": [{"id": f.id.rest, "name": f.name, "size": f.size} for f in a.files],
-        }
-    )
-    out["isLogged"] = a.is_logged
-    out["isAllDay"] = a.is_all_day
-    out["isFlagged"] = a.is_flagged
-    return out
-
-
-def note_fields(n: Note) -> dict[str, Any]:
-    return _compact({"body": n.body, "parent": n.parent.rest if n.parent else None})
 
 
 _LISTS = ("emails", "phones", "urls", "addresses")
@@ -140,14 +58,8 @@ def _clearing(changes: dict[str, Any]) -> dict[str, Any]:
 
 
 def _remote(entity: Person | Company | Activity | Note) -> Remote:
-    if isinstance(entity, Person):
-        fields = person_fields(entity)
-    elif isinstance(entity, Company):
-        fields = company_fields(entity)
-    elif isinstance(entity, Activity):
-        fields = activity_fields(entity)
-    else:
-        fields = note_fields(entity)
+    """A record as read, in the create payload's shape (each model's `to_payload`, the one converter)."""
+    fields = entity.to_payload()
     modified = getattr(entity, "modified_time", None) or getattr(entity, "created_time", None)
     return Remote(entity.id.rest, entity.rev, _iso(modified), fields)
 

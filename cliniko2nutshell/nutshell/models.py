@@ -6,6 +6,7 @@ either, keeps the raw dict it was given in `raw` (for diffs and the journal), an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, Self, TypeVar
@@ -13,7 +14,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from cliniko2nutshell.nutshell.ids import RPC_TO_REST_KIND, NutshellId
-from cliniko2nutshell.nutshell.values import multi_values, name_parts, parse_time, person_name, phone_text
+from cliniko2nutshell.nutshell.values import multi_values, name_parts, parse_time, person_name, phone_text, to_unix
 
 
 class Entity(StrEnum):
@@ -101,8 +102,7 @@ class Address(_Model):
     postal_code: str | None = None
     country: str | None = None
 
-    def to_payload(self) -> dict[str, Any]:
-        """The element of a REST `addresses` list (empty parts left out)."""
+    def _parts(self) -> dict[str, Any]:
         parts = {
             "address_1": self.address_1,
             "address_2": self.address_2,
@@ -112,7 +112,24 @@ class Address(_Model):
             "postalCode": self.postal_code,
             "country": self.country,
         }
-        return {"isPrimary": self.is_primary, "name": self.label, **{k: v for k, v in parts.items() if v}}
+        return {k: v for k, v in parts.items() if v}
+
+    def to_payload(self) -> dict[str, Any]:
+        """The element of a contact's `addresses` list (empty parts left out)."""
+        return {"isPrimary": self.is_primary, "name": self.label, **self._parts()}
+
+    def to_nested_payload(self) -> dict[str, Any]:
+        """The element of an account's `addresses` list: the parts under `value`."""
+        return {"isPrimary": self.is_primary, "name": self.label, "value": self._parts()}
+
+
+def compact(out: dict[str, Any]) -> dict[str, Any]:
+    """`out` without its empty values (absent and empty are the same field)."""
+    return {k: v for k, v in out.items() if v not in (None, "", [], {})}
+
+
+def _point_payload(points: tuple[ContactPoint, ...]) -> list[dict[str, Any]]:
+    return [{"isPrimary": p.is_primary, "name": p.label, "value": p.value} for p in points]
 
 
 def _points(raw: object, phone: bool = False) -> tuple[ContactPoint, ...]:
@@ -261,20 +278,27 @@ class _Peep(_Read):
     def primary_email(self) -> str | None:
         return next((e.value for e in self.emails if e.is_primary), self.emails[0].value if self.emails else None)
 
-    def _payload(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name}
-        if self.description:
-            out["description"] = self.description
-        for key, points in (("emails", self.emails), ("phones", self.phones), ("urls", self.urls)):
-            if points:
-                out[key] = [{"isPrimary": p.is_primary, "name": p.label, "value": p.value} for p in points]
-        if self.addresses:
-            out["addresses"] = [a.to_payload() for a in self.addresses]
-        if self.custom_fields:
-            out["customFields"] = dict(self.custom_fields)
-        if self.owner is not None:
-            out["links"] = {"owner": self.owner.rest}
-        return out
+    def _payload(
+        self, address: Callable[[Address], dict[str, Any]], accounts: tuple[NutshellId, ...] = ()
+    ) -> dict[str, Any]:
+        """What people and companies share, in the create element's shape; `address` shapes one address."""
+        return compact(
+            {
+                "name": self.name,
+                "description": self.description,
+                "emails": _point_payload(self.emails),
+                "phones": _point_payload(self.phones),
+                "urls": _point_payload(self.urls),
+                "addresses": [address(a) for a in self.addresses],
+                "customFields": compact(dict(self.custom_fields)),
+                "links": compact(
+                    {
+                        "owner": self.owner.rest if self.owner else None,
+                        "accounts": [a.rest for a in accounts],
+                    }
+                ),
+            }
+        )
 
     @classmethod
     def _common(cls, raw: dict[str, Any]) -> dict[str, Any]:
@@ -308,12 +332,9 @@ class Person(_Peep):
     accounts: tuple[NutshellId, ...] = ()
 
     def to_payload(self) -> dict[str, Any]:
-        """This person in the contactPostInput element's shape (what the mapping layer produces), for
-        comparing what was sent with what Nutshell holds. Empty fields are left out."""
-        out = self._payload()
-        if self.accounts:
-            out.setdefault("links", {})["accounts"] = [a.rest for a in self.accounts]
-        return out
+        """This person as a contactPostInput element: the one shape the mapping layer produces and the engine
+        compares (and fingerprints) what Nutshell holds in. Empty fields are left out."""
+        return self._payload(Address.to_payload, self.accounts)
 
     @classmethod
     def from_api(cls, raw: dict[str, Any]) -> Self:
@@ -334,16 +355,9 @@ class Company(_Peep):
     contacts: tuple[NutshellId, ...] = ()
 
     def to_payload(self) -> dict[str, Any]:
-        """This company in the accounts create element's shape (its contacts are links of the people). The
-        OpenAPI document nests an account address's parts under `value`, unlike a contact's."""
-        out = self._payload()
-        if "addresses" in out:
-            out["addresses"] = [
-                {"isPrimary": a["isPrimary"], "name": a["name"],
-                 "value": {k: v for k, v in a.items() if k not in ("isPrimary", "name")}}
-                for a in out["addresses"]
-            ]  # fmt: skip
-        return out
+        """This company as an accounts create element (its contacts are links of the people). The OpenAPI
+        document nests an account address's parts under `value`, unlike a contact's."""
+        return self._payload(Address.to_nested_payload)
 
     @classmethod
     def from_api(cls, raw: dict[str, Any]) -> Self:
@@ -411,27 +425,22 @@ class Activity(_Read):
         return self.status is ActivityStatus.LOGGED
 
     def to_payload(self) -> dict[str, Any]:
-        """This activity in the activityPostInput element's shape (Unix times, REST ids). Empty fields are left
-        out; a cancelled activity carries `isCancelled` (REST documents it on read only)."""
-        out: dict[str, Any] = {"name": self.name}
-        if self.description:
-            out["description"] = self.description
-        if self.location:
-            out["location"] = self.location
-        if self.activity_type is not None:
-            out["activityType"] = self.activity_type.rest
-        if self.start_time is not None:
-            out["startTime"] = int(self.start_time.timestamp())
-        if self.end_time is not None:
-            out["endTime"] = int(self.end_time.timestamp())
-        out["isLogged"] = self.is_logged
-        out["isAllDay"] = self.is_all_day
-        out["isFlagged"] = self.is_flagged
-        if self.status is ActivityStatus.CANCELLED:
-            out["isCancelled"] = True
-        if self.participants:
-            out["links"] = {"participants": [p.rest for p in self.participants]}
-        return out
+        """This activity as an activityPostInput element (Unix times, REST ids), plus the files on its log note.
+        Empty fields are left out; the three flags are always there. A cancelled activity is not told apart here
+        (REST documents `isCancelled` on read only; an update keeps it, see the client's `_activity_input`)."""
+        out = compact(
+            {
+                "name": self.name,
+                "description": self.description,
+                "activityType": self.activity_type.rest if self.activity_type else None,
+                "startTime": to_unix(self.start_time) if self.start_time else None,
+                "endTime": to_unix(self.end_time) if self.end_time else None,
+                "location": self.location,
+                "links": compact({"participants": [p.rest for p in self.participants]}),
+                "files": [{"id": f.id.rest, "name": f.name, "size": f.size} for f in self.files],
+            }
+        )
+        return out | {"isLogged": self.is_logged, "isAllDay": self.is_all_day, "isFlagged": self.is_flagged}
 
     @classmethod
     def from_api(cls, raw: dict[str, Any]) -> Self:
@@ -492,8 +501,8 @@ class Note(_Read):
     deleted_time: datetime | None = None
 
     def to_payload(self) -> dict[str, Any]:
-        """`{"body", "parent"}`: the note as the engine describes one."""
-        return {"body": self.body, "parent": self.parent.rest if self.parent else None}
+        """`{"body", "parent"}`: the note as the engine describes one (empty ones left out)."""
+        return compact({"body": self.body, "parent": self.parent.rest if self.parent else None})
 
     @classmethod
     def from_api(cls, raw: dict[str, Any]) -> Self:
