@@ -145,6 +145,7 @@ class Extraction:
         except BaseExceptionGroup as group_error:
             # The first failure is the story; the rest are the other objects being stopped because of it.
             raise _first_error(group_error) from None
+        self.store.gather_statistics()
         self.store.finish_extraction(self.run_id)
         summary = ExtractSummary(
             incremental=self.options.incremental,

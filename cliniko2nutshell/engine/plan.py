@@ -31,7 +31,6 @@ from cliniko2nutshell.mapping.outputs import USER, Context, NutshellName, Outcom
 from cliniko2nutshell.mapping.transforms import plan_companies, plan_patient
 from cliniko2nutshell.project.folder import Project
 from cliniko2nutshell.project.private import file_sha256
-from cliniko2nutshell.project.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +91,7 @@ class Plan:
         self.activity_types = activity_types
         self.journal = journal
         self.scope = scope or PlanScope()
-        _ensure_statistics(self.store)
+        self.store.ensure_statistics()
         self.catalog = catalog or Catalog.from_store(self.store, reference_time)
         self.ctx = Context(mapping, self.catalog, file_size_limit)
         self._cached: list[Op] | None = None
@@ -312,16 +311,6 @@ class Plan:
     def expected(self, object_: str, source_id: str) -> Op | None:
         """The op a record plans to (the sample diff's "expected"); scoped plans only."""
         return next((op for op in self._scoped() if op.key == (object_, source_id)), None)
-
-
-def _ensure_statistics(store: Store) -> None:
-    """Give SQLite's planner statistics once: without them it reads a patient's records through the primary key
-    (in id order) instead of the patient index, ten times slower."""
-    conn = store.conn
-    has_stats = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone()
-    if has_stats and conn.execute("SELECT 1 FROM sqlite_stat1 WHERE idx = 'cliniko_records_patient_id'").fetchone():
-        return
-    conn.execute("ANALYZE cliniko_records")
 
 
 def _record_refs(value: Any) -> list[RecordRef]:

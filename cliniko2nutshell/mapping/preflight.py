@@ -520,6 +520,7 @@ def preflight(
     reference_time: datetime | None = None,
     catalog: Catalog | None = None,
 ) -> PreflightReport:
+    store.ensure_statistics()
     catalog = catalog or Catalog.from_store(store, reference_time)
     ctx = Context(map=mapping, catalog=catalog, file_size_limit=snapshot.file_size_limit)
     col = _Collector(ctx, snapshot)

@@ -220,7 +220,19 @@ MIGRATIONS: list[str] = [
     CREATE INDEX journal_audit_action ON journal (action, seq);
     CREATE INDEX journal_audit_state ON journal (state, seq);
     """,
+    # 7: every per-patient and per-invoice look-up of the planner and the pre-flight served by one index in id
+    # order. (object, patient_id) is a prefix of (object, patient_id, id); (object, invoice_id) left the id order
+    # to a sort, so without statistics SQLite walked the whole object for each invoice instead.
+    """
+    DROP INDEX IF EXISTS cliniko_records_patient;
+    DROP INDEX IF EXISTS cliniko_records_invoice;
+    CREATE INDEX cliniko_records_invoice_id ON cliniko_records (object, invoice_id, id);
+    """,
 ]
+
+# The index each foreign-key look-up of `iter_records` goes through. Named, because without statistics (a fresh
+# project) SQLite prefers the primary key (object, id), already in id order, and reads a whole object per look-up.
+_LOOKUP_INDEX = {"patient_id": "cliniko_records_patient_id", "invoice_id": "cliniko_records_invoice_id"}
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -430,7 +442,9 @@ class Store:
         self, object_: str, *, include_archived: bool = True, where: dict[str, str] | None = None
     ) -> Iterator[dict[str, Any]]:
         """Raw records of one object, in id order; `where` filters on the foreign-id columns."""
-        sql = "SELECT raw FROM cliniko_records WHERE object = ?"
+        keys = list(where or {})
+        index = _LOOKUP_INDEX.get(keys[0]) if len(keys) == 1 else None
+        sql = "SELECT raw FROM cliniko_records" + (f" INDEXED BY {index}" if index else "") + " WHERE object = ?"
         args: list[Any] = [object_]
         if not include_archived:
             sql += " AND archived = 0"
@@ -441,6 +455,20 @@ class Store:
             args.append(value)
         for row in self.conn.execute(sql + " ORDER BY id", args):
             yield json.loads(row["raw"])
+
+    def gather_statistics(self) -> None:
+        """Query-planner statistics (sqlite_stat1) for every table: the extraction ends with this, so the first
+        `plan` of a fresh project is as fast as any later one (0.1 s for 66,000 records)."""
+        self.conn.execute("ANALYZE")
+
+    def ensure_statistics(self) -> None:
+        """Gather statistics unless the extracted records have some (a store loaded some other way)."""
+        has_table = self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone()
+        if (
+            not has_table
+            or not self.conn.execute("SELECT 1 FROM sqlite_stat1 WHERE tbl = 'cliniko_records' LIMIT 1").fetchone()
+        ):
+            self.gather_statistics()
 
     def count_records(self, object_: str | None = None) -> dict[str, int]:
         """Record counts per object (or for one object)."""
