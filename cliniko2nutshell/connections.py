@@ -47,6 +47,15 @@ def project_secrets(project: Project) -> Secrets:
     return Secrets(project.settings.id)
 
 
+CONTACT_LIMIT_OPTION = "contact_limit"  # project.toml [options]: the Nutshell plan's contact limit (asked on connect)
+
+
+def contact_limit(project: Project) -> int | None:
+    """The Nutshell plan's contact limit the user recorded, or None."""
+    value = project.settings.options.get(CONTACT_LIMIT_OPTION)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def remember_endpoints(project: Project, *, cliniko_url: str | None = None, nutshell_url: str | None = None) -> None:
     """Save endpoint overrides given on the command line in project.toml (endpoints are not secrets)."""
     changed = False
@@ -83,14 +92,18 @@ async def read_snapshot(
     *,
     file_size_limit: int | None = DEFAULT_FILE_SIZE_LIMIT,
     custom_field_cap: int | None = None,
+    contact_limit: int | None = None,
 ) -> NutshellSnapshot:
     """What Nutshell holds that the map and the pre-flight compare against: users, activity types, custom field
-    definitions, and the people already there with any of `emails` (one look-up per distinct address)."""
-    users, types, contact_fields, account_fields = await asyncio.gather(
+    definitions, how many people and companies it holds, and the people already there with any of `emails` (one
+    look-up per distinct address). `contact_limit` is the plan's, as the user recorded it."""
+    users, types, contact_fields, account_fields, people_total, companies_total = await asyncio.gather(
         client.list_users(),
         client.list_activity_types(),
         client.custom_field_definitions("contacts"),
         client.custom_field_definitions("accounts"),
+        client.count("contacts"),
+        client.count("accounts"),
     )
     wanted = sorted({normalize_email(e) for e in emails if e and "@" in e} - {""})
     gate = asyncio.Semaphore(EMAIL_LOOKUP_CONCURRENCY)
@@ -127,4 +140,7 @@ async def read_snapshot(
         people_by_email={e: people for e, people in found.items() if people},
         file_size_limit=file_size_limit,
         custom_field_cap=custom_field_cap,
+        people_total=people_total,
+        companies_total=companies_total,
+        contact_limit=contact_limit,
     )

@@ -105,6 +105,13 @@ def test_resolved_payloads_validate_against_the_rest_schemas(spec: dict[str, Any
             # object Nutshell returns; we send the string of Nutshell's documented create example
             # (people.phone_value). The phones are checked against accountPostInput's string form instead.
             phones = body.pop("phones", [])
+            # Named deviation: CustomFieldInput types every value as a string; a Currency value goes as the
+            # {currency, amount} object of the JSON-RPC reference (§2.7), the only documented way to name its
+            # currency (a bare amount lands in Nutshell's default, USD). Checked here, then validated as its amount.
+            custom = body.get("customFields", {})
+            money = {k: v for k, v in custom.items() if isinstance(v, dict)}
+            assert money and all(set(v) == {"currency", "amount"} and v["currency"] == "AUD" for v in money.values())
+            body["customFields"] = {k: v["amount"] if k in money else v for k, v in custom.items()}
             _validate(spec, schemas["contactPostInput"], {"contacts": [body]})
             _validate(spec, account_schema, {"accounts": [{"phones": phones}]})
         elif o.entity == "company":

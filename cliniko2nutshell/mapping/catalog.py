@@ -38,6 +38,7 @@ from cliniko2nutshell.cliniko.models import (
     TreatmentNote,
     User,
 )
+from cliniko2nutshell.mapping.currency import currency_for_country
 from cliniko2nutshell.project.store import Store
 
 M = TypeVar("M", bound=BaseModel)
@@ -149,6 +150,18 @@ class Catalog:
                 except (ZoneInfoNotFoundError, ValueError):
                     continue
         return ZoneInfo("UTC")
+
+    @property
+    def country_code(self) -> str | None:
+        """The Cliniko account's country (settings `account.country_code`), upper case."""
+        account = self.settings.account if self.settings else None
+        code = account.country_code if account else None
+        return code.strip().upper() if code and code.strip() else None
+
+    @property
+    def currency(self) -> str | None:
+        """The currency the account's country implies (None when the country is unknown to us)."""
+        return currency_for_country(self.country_code)
 
     def survivor(self, patient_id: str) -> str:
         """The patient that finally holds `patient_id`'s history (merge chains followed; cycles broken)."""

@@ -231,4 +231,5 @@ def default_map(
         value_maps=value_maps,
         practitioners=dict(practitioners or {}),
         custom_fields=default_custom_fields(service_choices(value_maps)),
+        currency=catalog.currency,
     )

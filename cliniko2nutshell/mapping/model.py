@@ -264,6 +264,31 @@ class CustomFieldDecision(MapModel):
         return self
 
 
+class FieldTypeFix(StrEnum):
+    """What to do when Nutshell already has a custom field of the map's name, but of another type."""
+
+    USE_EXISTING = "use-existing"  # write into Nutshell's field, as its type holds the values (Currency as Text)
+    RENAME = "rename"  # create a field of the wanted type under another name (`target`)
+    SKIP = "skip"  # do not write that field
+
+
+class FieldTypeDecision(MapModel):
+    """The decision for one custom field whose Nutshell type differs from the map's (keyed by the field name)."""
+
+    action: FieldTypeFix
+    existing_type: str  # the type the field has in Nutshell
+    wanted_type: str  # the type the map wanted
+    target: str | None = None  # RENAME: the new field's name
+    confirmed: bool = False  # proposals start unconfirmed; applied (to custom_fields and rules) once confirmed
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _target_when_renamed(self) -> FieldTypeDecision:
+        if self.action is FieldTypeFix.RENAME and not (self.target or "").strip():
+            raise ValueError("action 'rename' needs the new field's name in `target`")
+        return self
+
+
 class MigrationMap(MapModel):
     format: int = FORMAT
     version: int = 0  # 0: never saved; each saved change makes the next version (mapfile.py)
@@ -277,6 +302,19 @@ class MigrationMap(MapModel):
     fallback_owner: str | None = None  # Nutshell user id
     custom_fields: list[CustomFieldSpec] = Field(default_factory=list)
     custom_field_decisions: dict[str, CustomFieldDecision] = Field(default_factory=dict)
+    # The currency of every amount (ISO 4217: AUD, NZD, GBP...): from the Cliniko account's country, changeable.
+    currency: str | None = None
+    field_type_decisions: dict[str, FieldTypeDecision] = Field(default_factory=dict)
+
+    @field_validator("currency")
+    @classmethod
+    def _currency_code(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        text = value.strip().upper()
+        if len(text) != 3 or not text.isalpha():
+            raise ValueError(f"currency {value!r}: use a three-letter code such as AUD, NZD, GBP, USD or EUR")
+        return text
 
     @field_validator("format")
     @classmethod

@@ -143,6 +143,11 @@ class Context:
     def custom_field_defs(self) -> dict[str, CustomFieldDef]:
         return self.catalog.custom_field_defs
 
+    @cached_property
+    def currency(self) -> str | None:
+        """The currency of amounts: the map's choice, else the one the Cliniko account's country implies."""
+        return self.map.currency or self.catalog.currency
+
 
 def resolve_payload(payload: Any, resolve: Callable[[Ref | NutshellName], str | None]) -> Any:
     """A copy of `payload` with every Ref / NutshellName replaced by `resolve(...)`; unresolved ones (None) are

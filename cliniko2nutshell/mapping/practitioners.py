@@ -405,3 +405,27 @@ def unresolved(mapping: MigrationMap, practitioner_ids: Iterable[str] | None = N
         if choice is None or mapping.owner_for(pid) is None:
             out.append(pid)
     return out
+
+
+def find_user(users: Iterable[NutshellUser], text: str) -> NutshellUser | None:
+    """The Nutshell user named by `text`: its id ("5-users", or "5") or one of its e-mails (any case, spaces
+    around ignored)."""
+    wanted = text.strip()
+    if not wanted:
+        return None
+    users = list(users)
+    key = wanted if "-" in wanted or not wanted.isdigit() else f"{wanted}-users"
+    by_id = next((u for u in users if u.id == key), None)
+    if by_id is not None or "@" not in wanted:
+        return by_id
+    email = normalize_email(wanted)
+    return next((u for u in users if any(normalize_email(e) == email for e in u.emails)), None)
+
+
+def user_label(user: NutshellUser | None, user_id: str | None = None) -> str:
+    """A user as a person recognises them: "Jane Doe <jane@clinic.example> (5-users)"."""
+    if user is None:
+        return user_id or "?"
+    email = next((e.strip() for e in user.emails if e.strip()), "")
+    name = user.name.strip() or "(no name)"
+    return f"{name} <{email}> ({user.id})" if email else f"{name} ({user.id})"

@@ -81,6 +81,8 @@ class PreflightReport:
     notices: list[Notice]
     limitations: list[Limitation]
     patients: int = 0
+    # People and companies in Nutshell now and after the run, and the plan's contact limit (None: not known)
+    nutshell_after: dict[str, int | None] | None = None
 
     @property
     def blockers(self) -> list[Problem]:
@@ -108,6 +110,7 @@ class PreflightReport:
             "warnings": sum(1 for p in self.problems if p.severity is Severity.WARNING),
             "problems_by_kind": dict(sorted(by_kind.items())),
             "notices": {n.kind: n.count for n in self.notices},
+            "nutshell_after": self.nutshell_after,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -400,7 +403,8 @@ class _Collector:
                     "nutshell",
                     name,
                     f"'{name}' exists in Nutshell as {have.type}; the map needs {spec.type}",
-                    "change its type in Nutshell's settings, or map the values into another field",
+                    "decide in the map: write into the existing field where its type holds the values, create a "
+                    "field under another name, or skip it (`map --accept-suggestions` takes the proposal)",
                 )
             elif (
                 spec is not None and spec.type == "Decision" and (lack := sorted(set(spec.choices) - set(have.choices)))
@@ -425,6 +429,42 @@ class _Collector:
                 "switch some fields off in the map, or map them into description lines",
             )
 
+    def contacts(self) -> dict[str, int | None] | None:
+        """How many people and companies Nutshell will hold after the run; beyond the plan's contact limit (when
+        the user recorded one) it is a blocker. Unconfirmed: whether a plan's contact limit counts companies too;
+        we count people and companies, the safer reading (a run stopped half-way by the limit is worse than a
+        limit checked too strictly)."""
+        snap = self.snapshot
+        if snap.people_total is None and snap.companies_total is None and snap.contact_limit is None:
+            return None
+        created = {kind: c.get("create", 0) for kind, c in self.counts.items()}  # (reading must not add kinds)
+        new_people = created.get("person", 0)
+        new_companies = created.get("company", 0) + created.get("business_company", 0)
+        people_now, companies_now = snap.people_total or 0, snap.companies_total or 0
+        after = {
+            "people_now": snap.people_total,
+            "companies_now": snap.companies_total,
+            "people": people_now + new_people,
+            "companies": companies_now + new_companies,
+            "contact_limit": snap.contact_limit,
+        }
+        total = people_now + new_people + companies_now + new_companies
+        if snap.contact_limit is not None and total > snap.contact_limit:
+            unknown = (
+                " (Nutshell did not say how many it holds now: counted as none)" if snap.people_total is None else ""
+            )
+            self.problem(
+                "contact_limit",
+                Severity.BLOCKER,
+                "nutshell",
+                "contacts",
+                f"Nutshell would hold {total} contacts after the run ({people_now + new_people} people, "
+                f"{companies_now + new_companies} companies), over your plan's limit of {snap.contact_limit}{unknown}",
+                "raise the limit of your Nutshell plan (then `connect --contact-limit N`), or migrate fewer records "
+                "(archived patients or third-party companies can be switched off in the map)",
+            )
+        return after
+
     def activity_types(self) -> None:
         for name in unknown_activity_types(self.ctx.map.value_maps, self.snapshot.activity_type_names):
             self.problem(
@@ -438,6 +478,15 @@ class _Collector:
 
     def decisions(self) -> None:
         for d in open_decisions(self.ctx.map, self.ctx.catalog):
+            if d.kind == "currency":
+                self.problem(
+                    "currency_unknown",
+                    Severity.BLOCKER,
+                    "map",
+                    "currency",
+                    "the map writes amounts but names no currency (the Cliniko account's country gives none)",
+                    "choose it: `map --currency AUD` (or NZD, GBP, USD, EUR...)",
+                )
             if d.kind == "custom_field":
                 self.problem(
                     "open_decision",
@@ -556,6 +605,7 @@ def preflight(
     col.custom_fields()
     col.activity_types()
     col.decisions()
+    after = col.contacts()
 
     details = _notice_details(mapping)
     notices = [
@@ -578,4 +628,5 @@ def preflight(
         notices=notices,
         limitations=list(LIMITATIONS),
         patients=col.patients,
+        nutshell_after=after,
     )

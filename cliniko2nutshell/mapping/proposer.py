@@ -18,6 +18,7 @@ from rapidfuzz import fuzz
 from cliniko2nutshell.cliniko.models import Patient
 from cliniko2nutshell.mapping.catalog import Catalog, CustomFieldDef, parse_or_none
 from cliniko2nutshell.mapping.derived import custom_value_text, insurance_fields
+from cliniko2nutshell.mapping.field_types import accept_type_fixes, describe_fix
 from cliniko2nutshell.mapping.model import (
     CustomFieldAction,
     CustomFieldDecision,
@@ -323,18 +324,19 @@ def decide(
 
 
 def accept_all(mapping: MigrationMap) -> MigrationMap:
-    """Confirm every proposal as proposed (the "accept all" button)."""
+    """Confirm every proposal as proposed (the "accept all" button): patient custom fields, and the fixes of
+    custom fields Nutshell has typed otherwise."""
     m = mapping
     for token, d in mapping.custom_field_decisions.items():
         if not d.confirmed:
             m = decide(m, token, d.action, d.target, d.type, d.choices)
-    return m
+    return accept_type_fixes(m)
 
 
 @dataclass(frozen=True, slots=True)
 class OpenDecision:
-    kind: str  # "custom_field" | "practitioner"
-    id: str  # the custom field token or the practitioner id
+    kind: str  # "custom_field" | "field_type" | "currency" | "practitioner"
+    id: str  # the custom field token, the Nutshell field name, "currency" or the practitioner id
     label: str
     proposal: str  # what is proposed, for the screen and the CLI
 
@@ -352,6 +354,13 @@ def open_decisions(mapping: MigrationMap, catalog: Catalog) -> list[OpenDecision
                 else "no proposal yet"
             )
             out.append(OpenDecision("custom_field", token, d.label, proposal))
+    for name, fix in mapping.field_type_decisions.items():
+        if not fix.confirmed:
+            label = f"Nutshell's {fix.existing_type} field"
+            out.append(OpenDecision("field_type", name, label, describe_fix(name, fix)))
+    if needs_currency(mapping) and not (mapping.currency or catalog.currency):
+        why = "the Cliniko account's country gives none: choose one (map --currency AUD)"
+        out.append(OpenDecision("currency", "currency", "currency of amounts", why))
     for pid in sorted(catalog.practitioners):
         choice = mapping.practitioners.get(pid)
         if choice is None or mapping.owner_for(pid) is None:
@@ -364,6 +373,11 @@ def open_decisions(mapping: MigrationMap, catalog: Catalog) -> list[OpenDecision
                 state = "the fallback owner is not set"
             out.append(OpenDecision("practitioner", pid, label, state))
     return out
+
+
+def needs_currency(mapping: MigrationMap) -> bool:
+    """Does the map write any amount (a rule with the `currency` transform)?"""
+    return any(r.transform == "currency" for o in mapping.objects.values() if o.enabled for r in o.rules())
 
 
 def confirm_map(mapping: MigrationMap, catalog: Catalog) -> MigrationMap:

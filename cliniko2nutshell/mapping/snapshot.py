@@ -46,6 +46,11 @@ class NutshellSnapshot:
     people_by_email: dict[str, list[ExistingPerson]] = field(default_factory=dict)
     file_size_limit: int | None = DEFAULT_FILE_SIZE_LIMIT
     custom_field_cap: int | None = None  # None: unknown or unlimited
+    # How many people and companies Nutshell holds now (None: not read), and the plan's contact limit as the user
+    # recorded it (a project setting; None: no limit recorded).
+    people_total: int | None = None
+    companies_total: int | None = None
+    contact_limit: int | None = None
 
     @property
     def activity_type_names(self) -> list[str]:

@@ -64,8 +64,7 @@ def _local_datetime(value: Any, ctx: Context) -> str | None:
 
 
 def _currency(value: Any, ctx: Context) -> str | None:
-    """Unconfirmed: the REST API types custom-field values as strings; a Currency value is sent as "123.45"
-    (the account's currency), not the JSON-RPC {currency, amount} object."""
+    """The amount as "123.45" (`apply_rules` adds the currency: see `money`)."""
     if value is None:
         return None
     try:
@@ -137,12 +136,27 @@ def source_value(record: BaseModel, source: str, derived: Mapping[str, Any]) -> 
     return value
 
 
+def money(amount: str, ctx: Context, field_type: str | None) -> Any:
+    """An amount with its currency, never bare (a bare amount lands in Nutshell's default currency, USD):
+    `{"currency": "AUD", "amount": "123.45"}` for a Currency custom field, "123.45 AUD" as text elsewhere.
+
+    Unconfirmed: the REST OpenAPI document types custom-field values as strings, while the JSON-RPC reference
+    writes a Currency value as {currency, amount}; we send the object, the only documented way to name the
+    currency (the sandbox takes both)."""
+    currency = ctx.currency
+    if currency is None:
+        return amount  # no currency known: the pre-flight blocks the run until the map names one
+    if field_type == "Currency":
+        return {"currency": currency, "amount": amount}
+    return f"{amount} {currency}"
+
+
 @dataclass
 class Applied:
     """What an object's rules produced for one record."""
 
     lines: list[str] = field(default_factory=list)  # "Label: value" description lines, in rule order
-    custom_fields: dict[str, str] = field(default_factory=dict)
+    custom_fields: dict[str, Any] = field(default_factory=dict)  # text, or {"currency", "amount"} for money
     structured: set[str] = field(default_factory=set)  # structured targets switched on
 
 
@@ -157,9 +171,12 @@ def apply_rules(rules: list[FieldRule], record: BaseModel, derived: Mapping[str,
         value = TRANSFORMS[rule.transform](source_value(record, rule.source, derived), ctx)
         if value is None:
             continue
+        spec = ctx.map.custom_field(rule.custom_field) if rule.custom_field is not None else None
+        sent: Any = money(value, ctx, spec.type if spec else None) if rule.transform == "currency" else value
         if rule.custom_field is not None:
-            out.custom_fields[rule.custom_field] = value
+            out.custom_fields[rule.custom_field] = sent
         else:
+            value = sent
             label = rule.target.removeprefix("description.")
             out.lines.append(f"{label}:\n{value}" if "\n" in value else f"{label}: {value}")
     return out

@@ -11,17 +11,25 @@ The wizard's step bar and `projects` read it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cliniko2nutshell.connections import read_snapshot
+from cliniko2nutshell.connections import contact_limit, read_snapshot
 from cliniko2nutshell.mapping.catalog import Catalog
 from cliniko2nutshell.mapping.defaults import default_map
+from cliniko2nutshell.mapping.field_types import describe_fix, propose_type_fixes
 from cliniko2nutshell.mapping.limitations import limitations_for
 from cliniko2nutshell.mapping.mapfile import load_map, save_map
 from cliniko2nutshell.mapping.model import CustomFieldAction, MigrationMap
-from cliniko2nutshell.mapping.practitioners import PractitionerInfo, match_practitioners, propose_choices
+from cliniko2nutshell.mapping.practitioners import (
+    NutshellUser,
+    PractitionerInfo,
+    match_practitioners,
+    propose_choices,
+    user_label,
+)
 from cliniko2nutshell.mapping.preflight import PreflightReport, Problem, Severity, preflight
 from cliniko2nutshell.mapping.proposer import apply_proposals, open_decisions, propose_for
 from cliniko2nutshell.mapping.report_writers import write_preflight
@@ -63,15 +71,22 @@ def propose_map(
     matches = match_practitioners(practitioner_infos(catalog), snapshot.users)
     mapping = mapping.model_copy(update={"practitioners": propose_choices(matches, mapping.practitioners)})
     proposals = propose_for(mapping, catalog, project.store, snapshot.custom_fields.get("Contacts", []))
-    mapping = apply_proposals(mapping, proposals)
+    mapping = propose_type_fixes(apply_proposals(mapping, proposals), snapshot)
+    if mapping.currency is None and catalog.currency is not None:
+        mapping = mapping.model_copy(update={"currency": catalog.currency})
     if save:
         mapping = save_map(mapping, project.mapping_path, note="proposals refreshed")
     return mapping
 
 
-def describe_map(mapping: MigrationMap, catalog: Catalog) -> str:
+def describe_map(mapping: MigrationMap, catalog: Catalog, users: Iterable[NutshellUser] = ()) -> str:
     """The map as text: objects and their rules, value maps, practitioners, custom fields, open decisions and
-    the limitations (the `map` command prints it)."""
+    the limitations (the `map` command prints it). Nutshell users are named from `users` when given."""
+    by_id = {u.id: u for u in users}
+
+    def who(user_id: str | None) -> str:
+        return user_label(by_id.get(user_id or ""), user_id) if user_id else "UNRESOLVED"
+
     lines = [f"Map version {mapping.version}{' (confirmed)' if mapping.confirmed else ''}", ""]
     for name, obj in mapping.objects.items():
         state = "on" if obj.enabled else "off"
@@ -93,15 +108,28 @@ def describe_map(mapping: MigrationMap, catalog: Catalog) -> str:
     lines.append("Policies: " + ", ".join(f"{k}={v}" for k, v in mapping.policies.model_dump(mode="json").items()))
     lines += ["", "Practitioners -> users:"]
     for pid, choice in sorted(mapping.practitioners.items()):
-        target = mapping.owner_for(pid) or "UNRESOLVED"
-        lines.append(f"  {choice.label or pid} ({pid}) -> {target} [{choice.decision.value}, {choice.method or '-'}]")
-        if target == "UNRESOLVED" and choice.suggestion:
+        owner = mapping.owner_for(pid)
+        lines.append(
+            f"  {choice.label or pid} ({pid}) -> {who(owner)} [{choice.decision.value}, {choice.method or '-'}]"
+        )
+        if owner is None and choice.suggestion:
             lines.append(
-                f"      suggested: {choice.suggestion} (score {round(choice.score)}: {choice.suggestion_reason})"
+                f"      suggested: {who(choice.suggestion)} (score {round(choice.score)}: {choice.suggestion_reason})"
             )
+    lines.append(f"Fallback owner: {who(mapping.fallback_owner) if mapping.fallback_owner else 'not set'}")
+    country = catalog.country_code
+    source = "from the Cliniko account's country" if mapping.currency == catalog.currency else "chosen in the map"
+    lines.append(
+        f"Currency of amounts: {mapping.currency or 'NOT SET'}"
+        + (f" ({source}{f', {country}' if country else ''}; change with --currency)" if mapping.currency else "")
+    )
     lines += ["", "Custom fields the map writes:"]
     for f in mapping.custom_fields:
         lines.append(f"  {f.name} ({f.type})" + (f" - {f.description}" if f.description else ""))
+    if mapping.field_type_decisions:
+        lines += ["", "Custom fields Nutshell has with another type:"]
+        for name, fix in mapping.field_type_decisions.items():
+            lines.append(f"  {name}: Nutshell {fix.existing_type}, map {fix.wanted_type}: {describe_fix(name, fix)}")
     lines += ["", "Cliniko patient custom fields:"]
     for token, d in catalog.custom_field_defs.items():
         dec = mapping.custom_field_decisions.get(token)
@@ -174,7 +202,7 @@ async def check_blockers(project: Project, client: Any, *, reference_time: datet
         ]
     mapping = load_map(project.mapping_path)
     emails = [r.get("email") for r in project.store.iter_records("patients")]
-    snapshot = await read_snapshot(client, emails)
+    snapshot = await read_snapshot(client, emails, contact_limit=contact_limit(project))
     report = preflight(project.store, mapping, snapshot, reference_time=reference_time)
     record_preflight(project, report)
     return report.blockers

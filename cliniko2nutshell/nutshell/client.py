@@ -291,6 +291,14 @@ class NutshellClient:
             raise ValueError("an e-mail address is required")
         return [Person.from_api(raw) async for raw in self.rest.pages("contacts", "contacts", params={"email": email})]
 
+    async def count(self, family: Literal["contacts", "accounts"]) -> int | None:
+        """How many live people ("contacts") or companies ("accounts") the account holds: `meta.total` of a
+        one-record page. None when the answer carries no total (the OpenAPI document declares it, but optional)."""
+        body = await self.rest.request("GET", family, safety=Safety.READ, params={"page[limit]": 1, "page[page]": 0})
+        meta = body.get("meta") if isinstance(body, dict) else None
+        total = meta.get("total") if isinstance(meta, dict) else None
+        return total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None
+
     def iter_people(self, *, q: str | None = None, filters: Mapping[str, Any] | None = None) -> AsyncIterator[Person]:
         """Every live person, optionally narrowed by `q` (text search) or `filter[...]` keys."""
         return self._iter(PEOPLE, Person, q, filters)
