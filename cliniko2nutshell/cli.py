@@ -8,21 +8,39 @@ import sqlite3
 import sys
 from pathlib import Path
 
+# The commands in the order of a migration (--help lists them so); commands not named here follow, as registered.
+JOURNEY = ("init", "connect", "extract", "map", "fields", "plan", "sample", "run", "delta", "reconcile", "rollback",
+           "log", "status", "check", "projects", "open", "demo", "sandbox")  # fmt: skip
+
+
+class _JourneyHelp(argparse.HelpFormatter):
+    """One line per command: argparse measures subcommands without their indent, so "reconcile" would wrap."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=18)
+        self._action_max_length = 16
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cliniko2nutshell", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="cliniko2nutshell",
+        description="Move a clinic from Cliniko to Nutshell. Without a command: the wizard.",
+        epilog="A migration: init, connect, extract, map, fields, plan, sample, run, then reconcile "
+        "(delta during cutover; rollback to undo). `cliniko2nutshell COMMAND --help` for each.",
+    )
     parser.add_argument("--project", type=Path, dest="wizard_project", help="open the wizard on this project")
     parser.add_argument(
         "--screen-share", action="store_true", help="start with patient names, birth dates, e-mails and phones masked"
     )
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands, in the order of a migration")
+    parser.formatter_class = _JourneyHelp
     sp = sub.add_parser("open", help="the wizard on one project folder")
     sp.add_argument("path", type=Path, help="the project folder")
     _screen_share_arg(sp)
     sp.set_defaults(handler=_cmd_open)
     for name, text in (
-        ("sandbox", "serve the Cliniko and Nutshell sandboxes until interrupted"),
-        ("demo", "the whole wizard against the sandbox (synthetic clinic, keys in memory only)"),
+        ("sandbox", "serve both sandboxes (a synthetic clinic)"),
+        ("demo", "the whole wizard against the sandbox (a synthetic clinic)"),
     ):
         sp = sub.add_parser(name, help=text)
         sp.add_argument("--patients", type=int, default=300, help="size of the synthetic clinic (10-100000)")
@@ -36,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
             _screen_share_arg(sp)
         sp.set_defaults(handler=_cmd_sandbox if name == "sandbox" else _cmd_demo)
     _add_project_parsers(sub)
+    from cliniko2nutshell import cli_connect, cli_log
+
+    cli_connect.add_parser(sub, _project_args).set_defaults(handler=_cmd_connect)
+    cli_log.add_parser(sub, _project_args).set_defaults(handler=_cmd_log)
+    order = {name: i for i, name in enumerate(JOURNEY)}
+    sub._choices_actions.sort(key=lambda a: order.get(a.dest, len(order)))  # help lists them in journey order
     return parser
 
 
@@ -105,34 +129,39 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def _add_project_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sp = sub.add_parser("init", help="create a migration project (a private local folder)")
+    sp = sub.add_parser("init", help="create a migration project (a private folder)")
     sp.add_argument("name", help="a name for the project, e.g. the clinic's")
     sp.add_argument("--path", type=Path, help="the folder to create (default: under the user data folder)")
     sp.set_defaults(handler=_cmd_init)
-    sp = sub.add_parser("projects", help="list the projects under the user data folder")
+    sp = sub.add_parser("projects", help="the projects: clinic, last step, last run's outcome")
     sp.set_defaults(handler=_cmd_projects)
 
-    sp = sub.add_parser("extract", help="extract everything from Cliniko into a project, headless")
+    sp = sub.add_parser("extract", help="read everything from Cliniko into the project")
     _project_args(sp, cliniko=True)
     sp.add_argument("--incremental", action="store_true", help="fetch only what changed since the last extraction")
     sp.add_argument("--rate-limit", type=int, default=200, help="Cliniko requests per rolling minute (default 200)")
     sp.add_argument("--json", action="store_true", help="print the summary as JSON")
     sp.set_defaults(handler=_cmd_extract)
 
-    sp = sub.add_parser("map", help="print the proposed field map and its open decisions")
+    sp = sub.add_parser("map", help="the field map, its open decisions; decide and confirm")
     _project_args(sp, nutshell=True)
     sp.add_argument(
         "--accept-suggestions",
         action="store_true",
         help="accept every shown proposal: practitioner name suggestions and custom-field decisions",
     )
-    sp.add_argument("--fallback-owner", metavar="USER_ID", help="send practitioners still unresolved to this user")
+    sp.add_argument(
+        "--fallback-owner",
+        metavar="USER",
+        help="send practitioners still unresolved to this Nutshell user (an e-mail, or an id such as 5-users)",
+    )
+    sp.add_argument("--currency", metavar="CODE", help="the currency of money fields (AUD, NZD, GBP, ...)")
     sp.add_argument("--confirm", action="store_true", help="confirm the map (refused while decisions are open)")
     sp.set_defaults(handler=_cmd_map)
 
     _add_engine_parsers(sub)
 
-    sp = sub.add_parser("plan", help="write the pre-flight report to reports/ and print its summary")
+    sp = sub.add_parser("plan", help="pre-flight: what will be created, linked, skipped")
     _project_args(sp, nutshell=True)
     sp.add_argument("--json", action="store_true", help="print the summary as JSON")
     sp.set_defaults(handler=_cmd_plan)
@@ -140,6 +169,7 @@ def _add_project_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
 
 def _project_args(sp: argparse.ArgumentParser, *, cliniko: bool = False, nutshell: bool = False) -> None:
     sp.add_argument("--project", required=True, type=Path, help="the project folder")
+    sp.add_argument("--verbose", action="store_true", help="also show the operational log on the terminal")
     if cliniko:
         sp.add_argument("--cliniko-url", help="Cliniko API base URL (default: the real service, from the key's shard)")
     if nutshell:
@@ -160,10 +190,19 @@ def _open(args: argparse.Namespace, command: str):  # type: ignore[no-untyped-de
     except (ProjectError, ProjectLocked) as exc:
         print(exc, file=sys.stderr)
         return None
+    _start_log(project, command, args)
     remember_endpoints(
         project, cliniko_url=getattr(args, "cliniko_url", None), nutshell_url=getattr(args, "nutshell_url", None)
     )
     return project
+
+
+def _start_log(project, command: str, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+    from cliniko2nutshell.oplog import COMMAND_LOG
+
+    COMMAND_LOG.start(
+        project.logs_dir, command, verbose=getattr(args, "verbose", False), project_id=project.settings.id
+    )
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -175,7 +214,10 @@ def _cmd_init(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     with project:
-        print(project.path)
+        _start_log(project, "init", args)
+        where = project.path.resolve()
+        print(f"Created the project {project.settings.name!r} in {where}")
+        print(f"Next: cliniko2nutshell connect --project {where}")
     return 0
 
 
@@ -197,6 +239,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     from cliniko2nutshell.cliniko.extract import ExtractOptions, extract
     from cliniko2nutshell.cliniko.progress import ExtractProgress, format_summary
     from cliniko2nutshell.connections import MissingCredentials, cliniko_client, project_secrets
+    from cliniko2nutshell.oplog import log_event, tee
 
     if args.rate_limit < 1:
         print("--rate-limit must be at least 1", file=sys.stderr)
@@ -206,15 +249,16 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         return 2
     with project:
         progress = ExtractProgress(sys.stderr)
+        sink = tee(progress, log_event)
         try:
-            client = cliniko_client(project, project_secrets(project), rate_limit=args.rate_limit, sink=progress)
+            client = cliniko_client(project, project_secrets(project), rate_limit=args.rate_limit, sink=sink)
         except MissingCredentials as exc:
             print(exc, file=sys.stderr)
             return 2
 
         async def run() -> ExtractSummary:
             async with client:
-                return await extract(project, client, ExtractOptions(incremental=args.incremental), sink=progress)
+                return await extract(project, client, ExtractOptions(incremental=args.incremental), sink=sink)
 
         try:
             with progress:
@@ -233,7 +277,13 @@ def _with_snapshot(args: argparse.Namespace, command: str, body) -> int:  # type
     """Open the project, check something was extracted, read what Nutshell holds, then `body(project, snapshot)`."""
     import asyncio
 
-    from cliniko2nutshell.connections import MissingCredentials, nutshell_client, project_secrets, read_snapshot
+    from cliniko2nutshell.connections import (
+        MissingCredentials,
+        contact_limit,
+        nutshell_client,
+        project_secrets,
+        read_snapshot,
+    )
     from cliniko2nutshell.mapping.mapfile import MapError, load_map
     from cliniko2nutshell.nutshell.errors import NutshellError
 
@@ -254,7 +304,7 @@ def _with_snapshot(args: argparse.Namespace, command: str, body) -> int:  # type
 
         async def read():  # type: ignore[no-untyped-def]
             async with nutshell_client(project, project_secrets(project)) as client:
-                return await read_snapshot(client, emails)
+                return await read_snapshot(client, emails, contact_limit=contact_limit(project))
 
         try:
             snapshot = asyncio.run(read())
@@ -269,8 +319,9 @@ def _with_snapshot(args: argparse.Namespace, command: str, body) -> int:  # type
 
 def _cmd_map(args: argparse.Namespace) -> int:
     from cliniko2nutshell.mapping.catalog import Catalog
+    from cliniko2nutshell.mapping.currency import normalize_currency
     from cliniko2nutshell.mapping.mapfile import save_map
-    from cliniko2nutshell.mapping.practitioners import accept_suggestions, fallback_unresolved
+    from cliniko2nutshell.mapping.practitioners import accept_suggestions, fallback_unresolved, find_user
     from cliniko2nutshell.mapping.proposer import accept_all, confirm_map
     from cliniko2nutshell.mapping.workflow import describe_map, propose_map
 
@@ -278,13 +329,24 @@ def _cmd_map(args: argparse.Namespace) -> int:
         mapping = propose_map(project, snapshot)
         catalog = Catalog.from_store(project.store)
         decided = mapping
+        if args.currency:
+            try:
+                decided = decided.model_copy(update={"currency": normalize_currency(args.currency)})
+            except ValueError as exc:
+                print(f"--currency: {exc}", file=sys.stderr)
+                return 2
         if args.accept_suggestions:
             decided = accept_all(accept_suggestions(decided))
         if args.fallback_owner:
-            if args.fallback_owner not in {u.id for u in snapshot.users}:
-                print(f"{args.fallback_owner} is not a Nutshell user id (see `suggested:` lines).", file=sys.stderr)
+            owner = find_user(snapshot.users, args.fallback_owner)
+            if owner is None:
+                print(
+                    f"{args.fallback_owner} is neither the e-mail nor the id of a Nutshell user "
+                    "(the `map` output names each user with both).",
+                    file=sys.stderr,
+                )
                 return 2
-            decided = fallback_unresolved(decided, args.fallback_owner)
+            decided = fallback_unresolved(decided, owner.id)
         if args.confirm:
             try:
                 decided = confirm_map(decided, catalog)
@@ -293,13 +355,14 @@ def _cmd_map(args: argparse.Namespace) -> int:
                 return 3
         if decided is not mapping:
             mapping = save_map(decided, project.mapping_path, note="decided on the command line")
-        print(describe_map(mapping, catalog), end="")
+        print(describe_map(mapping, catalog, snapshot.users), end="")
         return 0
 
     return _with_snapshot(args, "map", body)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    from cliniko2nutshell.cli_text import format_plan
     from cliniko2nutshell.mapping.mapfile import load_map
     from cliniko2nutshell.mapping.workflow import plan, propose_map
 
@@ -309,7 +372,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         summary = report.summary()
         if paths:
             summary["files"] = [str(p) for p in paths]
-        print(json.dumps(summary) if args.json else _format_plan(summary))
+        print(json.dumps(summary) if args.json else format_plan(summary, report.blockers))
         return 0 if summary.get("ready") else 3
 
     return _with_snapshot(args, "plan", body)
@@ -332,31 +395,30 @@ def _add_engine_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         sp.set_defaults(handler=handler)
         return sp
 
-    sp = add("fields", "check Nutshell's custom fields against the map; --create makes the missing ones", _cmd_fields)
+    sp = add("fields", "Nutshell's custom fields vs the map; create missing", _cmd_fields)
     sp.add_argument("--create", action="store_true", help="create the missing custom fields (cannot be undone)")
     sp.add_argument("--cap", type=int, help="your Nutshell plan's custom-field cap, if you know it")
-    sp = add("sample", "migrate a representative slice and diff it field by field", _cmd_sample)
+    sp = add("sample", "migrate a representative slice, diff it field by field", _cmd_sample)
     sp.add_argument("--size", type=int, default=200, help="patients in the sample (100-500 recommended)")
     sp.add_argument("--patients", help="comma-separated Cliniko patient ids instead of a stratified sample")
     sp.add_argument("--again", action="store_true", help="roll the previous sample back first, then run it anew")
-    sp = add("run", "the full migration of everything not yet migrated", _cmd_run)
+    sp = add("run", "migrate everything not yet migrated", _cmd_run)
     group = sp.add_mutually_exclusive_group()
     group.add_argument("--retry-failed", action="store_true", help="re-run only the quarantined records")
     group.add_argument("--resume", action="store_true", help="carry on the last paused or interrupted run")
-    sp = add("delta", "pick up what changed in Cliniko since the full run, and apply it", _cmd_delta)
+    sp = add("delta", "apply what changed in Cliniko since the full run", _cmd_delta)
     sp.add_argument(
         "--conflicts",
         choices=["skip", "overwrite", "ask"],
         default="skip",
         help="records edited in Nutshell since we wrote them: skip (default), overwrite, or ask for each",
     )
-    add("reconcile", "count source vs Nutshell per object; list failed records", _cmd_reconcile)
+    add("reconcile", "Cliniko vs Nutshell counts per record kind; failures", _cmd_reconcile)
     sp = add("rollback", "undo what the migration wrote (preview first)", _cmd_rollback)
     sp.add_argument("--scope", default="everything", help="everything (default), run:N, or objects:a,b")
     sp.add_argument("--force", action="store_true", help="also undo records edited in Nutshell since we wrote them")
-    add("status", "what the project holds: runs, mapped records, quarantine (no network)", _cmd_status, network=False)
-    sp = add("check", "verify a project: store integrity, journal consistency, files against their sha256", _cmd_check,
-             network=False)  # fmt: skip
+    add("status", "what the project holds (no network)", _cmd_status, network=False)
+    sp = add("check", "verify a project: store, journal, files", _cmd_check, network=False)
     sp.add_argument("--quick", action="store_true", help="skip the full integrity check and the files' sha256")
 
 
@@ -372,7 +434,7 @@ def _confirm(args: argparse.Namespace, question: str, typed: str | None = None) 
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
-def _print_result(args: argparse.Namespace, result, lines: list[str]):  # type: ignore[no-untyped-def]
+def _print_result(args: argparse.Namespace, result, text: str):  # type: ignore[no-untyped-def]
     """The summary printer, called once the live display has stopped (so the summary comes last)."""
     outcome = result.outcome.value
 
@@ -381,7 +443,7 @@ def _print_result(args: argparse.Namespace, result, lines: list[str]):  # type: 
             data = result.as_dict() if hasattr(result, "as_dict") else {}
             print(json.dumps({**data, "outcome": outcome}, default=str))
         else:
-            print("\n".join([*lines, f"Outcome: {outcome}"]))
+            print(f"{text}\nOutcome: {outcome}")
         return EXIT[outcome]
 
     return emit
@@ -391,12 +453,14 @@ def _engine_command(args: argparse.Namespace, command: str, work) -> int:  # typ
     """Open the project, connect to Nutshell (and Cliniko for a delta), run `work(engine, clients)`."""
     import asyncio
 
+    from cliniko2nutshell.cli_text import format_refusal
     from cliniko2nutshell.connections import MissingCredentials, cliniko_client, nutshell_client, project_secrets
     from cliniko2nutshell.engine.api import Engine, EngineError
     from cliniko2nutshell.engine.progress import RunProgress
     from cliniko2nutshell.mapping.mapfile import MapError
+    from cliniko2nutshell.mapping.workflow import check_blockers
     from cliniko2nutshell.nutshell.errors import NutshellError
-    from cliniko2nutshell.project.logs import attach_project_log, detach_project_log
+    from cliniko2nutshell.oplog import log_event, tee
 
     project = _open(args, command)
     if project is None:
@@ -406,18 +470,24 @@ def _engine_command(args: argparse.Namespace, command: str, work) -> int:  # typ
             print("No map yet: run `cliniko2nutshell map` (and confirm it) first.", file=sys.stderr)
             return 2
         progress = RunProgress(sys.stderr)
+        sink = tee(progress, log_event)
         secrets = project_secrets(project)
         try:
-            nutshell = nutshell_client(project, secrets)
-            cliniko = cliniko_client(project, secrets, sink=progress) if command == "delta" else None
+            nutshell = nutshell_client(project, secrets, sink=sink)
+            cliniko = cliniko_client(project, secrets, sink=sink) if command == "delta" else None
         except MissingCredentials as exc:
             print(exc, file=sys.stderr)
             return 2
-        log = attach_project_log(project.logs_dir)
 
         async def go():  # type: ignore[no-untyped-def]  # an exit code, or a printer of the summary
             async with nutshell:
-                engine = await Engine.connect(project, nutshell, sink=progress)
+                if command in ("sample", "run"):
+                    # A blocker blocks: the pre-flight again, against what Nutshell holds now.
+                    blockers = await check_blockers(project, nutshell)
+                    if blockers:
+                        print(format_refusal(command, blockers), file=sys.stderr)
+                        return 3
+                engine = await Engine.connect(project, nutshell, sink=sink)
                 if cliniko is None:
                     return await work(engine, nutshell)
                 async with cliniko:
@@ -438,16 +508,6 @@ def _engine_command(args: argparse.Namespace, command: str, work) -> int:  # typ
         except KeyboardInterrupt:
             print("Interrupted. Nothing is lost: `run --resume` carries on where this stopped.", file=sys.stderr)
             return 130
-        finally:
-            detach_project_log(log)
-
-
-def _summary_lines(summary) -> list[str]:  # type: ignore[no-untyped-def]
-    lines = [f"{name:<28} {c.as_dict()}" for name, c in sorted(summary.counts.items())]
-    if summary.message:
-        lines.append(summary.message)
-    lines += [f"report: {p}" for p in summary.reports]
-    return lines
 
 
 def _cmd_fields(args: argparse.Namespace) -> int:
@@ -494,9 +554,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         result = await engine.sample(
             SampleOptions(size=args.size, patients=patients, rollback_previous=args.again, workers=args.workers)
         )
-        lines = _summary_lines(result.summary)
-        lines.append(f"diff: {len(result.diff.problems)} field(s) differ from what the map expects")
-        return _print_result(args, result.summary if args.json else result, lines)
+        from cliniko2nutshell.cli_text import format_run
+
+        diff = f"Diff: {len(result.diff.problems)} field(s) differ from what the map expects"
+        return _print_result(args, result.summary if args.json else result, format_run(result.summary, [diff]))
 
     return _engine_command(args, "sample", work)
 
@@ -514,7 +575,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if not _confirm(args, "Migrate everything not yet migrated to Nutshell?"):
                 return 2
             summary = await engine.full(options)
-        return _print_result(args, summary, _summary_lines(summary))
+        from cliniko2nutshell.cli_text import format_run
+
+        return _print_result(args, summary, format_run(summary))
 
     return _engine_command(args, "run", work)
 
@@ -537,17 +600,20 @@ def _cmd_delta(args: argparse.Namespace) -> int:
         if not _confirm(args, "Fetch Cliniko's changes since the last extraction and apply them to Nutshell?"):
             return 2
         result = await engine.delta(cliniko, RunOptions(conflicts=policy, ask=ask, workers=args.workers))
-        lines = [f"changed: {result.patients} patients, {result.companies} companies", *_summary_lines(result.summary)]
-        return _print_result(args, result.summary if args.json else result, lines)
+        from cliniko2nutshell.cli_text import format_run
+
+        changed = f"Changed in Cliniko: {result.patients} patients, {result.companies} companies"
+        return _print_result(args, result.summary if args.json else result, format_run(result.summary, [changed]))
 
     return _engine_command(args, "delta", work)
 
 
 def _cmd_reconcile(args: argparse.Namespace) -> int:
     async def work(engine, _client):  # type: ignore[no-untyped-def]
+        from cliniko2nutshell.cli_text import format_reconcile
+
         result = await engine.reconcile()
         rec = result.reconciliation
-        lines = [json.dumps(rec.as_dict(), indent=1, default=str)] + [f"report: {p}" for p in result.reports]
         if args.json:
 
             def emit() -> int:
@@ -556,7 +622,7 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
                 return EXIT[result.outcome.value]
 
             return emit
-        return _print_result(args, result, lines)
+        return _print_result(args, result, format_reconcile(rec, result.reports))
 
     return _engine_command(args, "reconcile", work)
 
@@ -582,15 +648,11 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
         return 2
 
     async def work(engine, _client):  # type: ignore[no-untyped-def]
+        from cliniko2nutshell.cli_text import format_rollback_preview, format_run
+
         preview = await engine.rollback_preview(scope)
         if not args.json:
-            print(f"Rollback preview ({scope.describe()}):")
-            for obj, counts in sorted(preview.counts().items()):
-                print(f"  {obj:<28} {counts}")
-            for line in preview.cannot_undo:
-                print(f"  left in place: {line}")
-            if preview.edited_since and not args.force:
-                print(f"  {len(preview.edited_since)} record(s) edited in Nutshell since we wrote them are skipped.")
+            print(format_rollback_preview(preview, args.force))
         if not preview.items:
             print("Nothing to roll back.", file=sys.stderr)
             return 0
@@ -598,37 +660,37 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
             return 2
         result = await engine.rollback(scope, force=args.force)
         v = result.verification
-        lines = _summary_lines(result.summary)
-        lines.append(f"verification: {v.gone} of {v.checked} gone, {v.reported} left as previewed")
-        lines += [f"  STILL THERE: {o} {s} -> {n}" for o, s, n in v.still_there]
-        return _print_result(args, result.summary if args.json else result, lines)
+        checked = [f"Verification: {v.gone} of {v.checked} gone, {v.reported} left as previewed"]
+        checked += [f"  STILL THERE: {o} {s} -> {n}" for o, s, n in v.still_there]
+        return _print_result(args, result.summary if args.json else result, format_run(result.summary, checked))
 
     return _engine_command(args, "rollback", work)
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
-    from cliniko2nutshell.engine.api import status
+def _open_read_only(args: argparse.Namespace, command: str):  # type: ignore[no-untyped-def]
+    """The project for a command that only reads (no lock: it can run beside a run); None on error."""
     from cliniko2nutshell.project import ProjectError, open_project
 
     try:
         project = open_project(args.project, write=False)
     except ProjectError as exc:
         print(exc, file=sys.stderr)
+        return None
+    _start_log(project, command, args)
+    return project
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from cliniko2nutshell.cli_text import format_status
+    from cliniko2nutshell.engine.api import status
+
+    project = _open_read_only(args, "status")
+    if project is None:
         return 2
     with project:
         report = status(project)
     data = report.as_dict()
-    if args.json:
-        print(json.dumps(data))
-    else:
-        for r in data["runs"]:
-            print(f"run {r['id']:>3} {r['kind']:<9} {r['status']:<12} {r['outcome'] or '-':<8} map v{r['map_version']}")
-        print(f"extracted: {data['source']}")
-        print(f"in Nutshell: {data['mapped']}")
-        print(
-            f"quarantined: {data['quarantined']}; unknown outcomes: {data['open_operations']}; "
-            f"resumable runs: {data['resumable']}"
-        )
+    print(json.dumps(data) if args.json else format_status(data))
     return EXIT[report.outcome.value]
 
 
@@ -644,35 +706,51 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 1 if report.errors else 3 if report.warnings else 0
 
 
-def _format_plan(summary: dict) -> str:  # type: ignore[type-arg]
-    lines = [
-        f"Pre-flight for map version {summary.get('map_version')}: "
-        + ("ready" if summary.get("ready") else "NOT ready (blocking problems below)")
-    ]
-    for key, value in summary.items():
-        if key in ("generated_at", "map_version", "ready", "files"):
-            continue
-        lines.append(f"  {key}: {json.dumps(value) if isinstance(value, dict | list) else value}")
-    for f in summary.get("files", []):
-        lines.append(f"  written: {f}")
-    return "\n".join(lines)
+def _cmd_connect(args: argparse.Namespace) -> int:
+    from cliniko2nutshell.cli_connect import connect_command
+
+    project = _open(args, "connect")
+    if project is None:
+        return 2
+    with project:
+        return connect_command(args, project)
+
+
+def _cmd_log(args: argparse.Namespace) -> int:
+    from cliniko2nutshell.cli_log import log_command
+
+    project = _open_read_only(args, "log")
+    if project is None:
+        return 2
+    with project:
+        return log_command(args, project)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cliniko2nutshell.oplog import COMMAND_LOG
+
     args = build_parser().parse_args(argv)
     if args.command is None:
         from cliniko2nutshell.tui.run import run_wizard
 
         return run_wizard(args.wizard_project, screen_share=args.screen_share)
+    code = 1
     try:
-        return int(args.handler(args))
+        code = int(args.handler(args))
     except sqlite3.DatabaseError as exc:  # the store failed under a command: say which file, and what to do
+        COMMAND_LOG.error(exc)
         if getattr(args, "project", None) is None:
             raise
         from cliniko2nutshell.project.store import damaged_message
 
         print(damaged_message(args.project / "migration.db", str(exc)), file=sys.stderr)
-        return 2
+        code = 2
+    except BaseException as exc:
+        COMMAND_LOG.error(exc)
+        raise
+    finally:
+        COMMAND_LOG.finish(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -449,8 +449,9 @@ def store_keys(
         raise ConnectError(
             ConnectProblem.NO_KEYCHAIN,
             f"The keys cannot be saved safely: {secrets.keychain_problem}.",
-            "Keep them for this session only (connect --session-only, or the wizard's 'this session only'), or "
-            f"set {', '.join(s.value for s in Secret)} in the environment of each command.",
+            "Keep them for this session only (the wizard offers it), or set "
+            f"{', '.join(s.value for s in Secret)} in the environment of each command (`connect --from-env` tests "
+            "them).",
             service="keychain",
         )
     stored: list[Secret] = []

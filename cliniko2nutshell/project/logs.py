@@ -28,6 +28,11 @@ class _RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+def redacting_formatter(fmt: str) -> logging.Formatter:
+    """A formatter that masks e-mails and credentials (for any handler of the package's log, the terminal too)."""
+    return _RedactingFormatter(fmt)
+
+
 class _PrivateFileHandler(logging.FileHandler):
     def _open(self):  # type: ignore[no-untyped-def]
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
