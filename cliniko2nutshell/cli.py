@@ -222,10 +222,12 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_projects(args: argparse.Namespace) -> int:
-    from cliniko2nutshell.project import list_projects
+    from cliniko2nutshell.cli_text import format_projects
+    from cliniko2nutshell.journey import project_summary
+    from cliniko2nutshell.project import default_projects_root, list_projects
 
-    for info in list_projects():
-        print(f"{info.created_at}  {info.name}  {info.path}")
+    summaries = [project_summary(info.path) for info in list_projects()]
+    print(format_projects(summaries, default_projects_root()))
     return 0
 
 

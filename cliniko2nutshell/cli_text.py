@@ -27,12 +27,13 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]], indent: str = " 
         parts = [c.rjust(w) if n else c.ljust(w) for c, w, n in zip(cells, widths, numeric, strict=True)]
         return (indent + "  ".join(parts)).rstrip()
 
-    numeric = [i > 0 for i in range(len(header))]
-    return [line(header, numeric), *(line(r, [i > 0 and _is_number(c) for i, c in enumerate(r)]) for r in body)]
+    # a column is numeric (right-aligned, its header too) when every cell but the placeholder is a number
+    numeric = [i > 0 and all(_is_number(r[i]) for r in body if r[i] != "-") for i in range(len(header))]
+    return [line(header, numeric), *(line(r, numeric) for r in body)]
 
 
 def _is_number(text: str) -> bool:
-    return text.replace(".", "", 1).lstrip("-").isdigit() or text == "-"
+    return text.replace(".", "", 1).lstrip("-").isdigit()
 
 
 def counts_table(counts: Mapping[str, Mapping[str, int]], columns: Sequence[str], first: str = "object") -> list[str]:
@@ -171,4 +172,17 @@ def format_status(data: Mapping[str, Any]) -> str:
         f"Quarantined: {data['quarantined']}; outcome unknown (settled at the next run): {data['open_operations']}; "
         f"resumable runs: {', '.join(map(str, data['resumable'])) or 'none'}"
     )
+    return "\n".join(lines)
+
+
+def format_projects(summaries: Sequence[Any], root: Any) -> str:
+    """journey.ProjectSummary rows: the clinic, the last step reached, the last run's outcome."""
+    if not summaries:
+        return f"No projects under {root} yet: `cliniko2nutshell init NAME` creates one."
+    rows = []
+    for s in summaries:
+        step = f"{s.last_step.number}. {s.last_step.title}" if s.last_step else "-"
+        rows.append([s.name, s.clinic or "-", step, s.interrupted or s.last_run or "-", str(s.path)])
+    lines = table(["project", "clinic", "last step", "last run", "folder"], rows, indent="")
+    lines += [f"{s.name}: {s.problem}" for s in summaries if s.problem]
     return "\n".join(lines)

@@ -268,3 +268,23 @@ async def test_a_patient_merged_after_the_full_run_hands_its_history_to_the_surv
     undo = await engine.rollback(RollbackScope(ScopeKind.RUN, result.summary.run_id))
     assert undo.outcome is Outcome.SUCCESS and undo.verification.ok
     assert dest.state() == before
+
+
+async def test_the_skip_policy_journals_what_it_leaves_out_so_reconcile_balances(clinic) -> None:
+    from cliniko2nutshell.engine.audit import AuditFilter, audit_entries
+    from cliniko2nutshell.mapping.model import ExistingPerson
+
+    engine, _dest, theirs, patient, _ = clinic
+    policies = engine.mapping.policies.model_copy(update={"existing_person": ExistingPerson.SKIP})
+    engine.mapping = engine.mapping.model_copy(update={"policies": policies})
+    await engine.full()
+    skips = audit_entries(engine.project.store, AuditFilter(action="skip"))
+    person = [e for e in skips if e.object == "person"]
+    assert [(e.cliniko_id, e.nutshell_id, e.status) for e in person] == [(patient["id"], theirs, "skipped")]
+    assert "existing-person policy" in (person[0].error or "")
+    assert len(skips) > 1  # the patient's appointments, notes... depend on the person: skipped with it
+    rec = (await engine.reconcile()).reconciliation
+    assert rec.balanced, rec.as_dict()
+    assert rec.lines["person"].skipped >= 1 and not rec.missing
+    await engine.full()  # nothing changed: the same skips are not journaled again
+    assert len(audit_entries(engine.project.store, AuditFilter(action="skip"))) == len(skips)

@@ -48,6 +48,7 @@ class Action(StrEnum):
     DELETE = "delete"
     RESTORE = "restore"  # a pre-image written back
     UNDELETE = "undelete"
+    SKIP = "skip"  # a policy left the record out (nothing sent): journaled so reconcile and the audit account for it
 
 
 class State(StrEnum):
@@ -56,6 +57,7 @@ class State(StrEnum):
     FAILED = "failed"  # the call failed and nothing was written
     UNKNOWN = "unknown"  # the call may have happened; recovery must look
     VOID = "void"  # recovery looked: nothing happened
+    SKIPPED = "skipped"  # an Action.SKIP row: nothing was to be sent
 
 
 class Origin(StrEnum):
@@ -345,6 +347,46 @@ class Journal:
                 conn.execute("DELETE FROM id_map WHERE object = ? AND source_id = ? AND nutshell_id = ?", unmap)
             if clear_quarantine is not None:
                 conn.execute("DELETE FROM quarantine WHERE object = ? AND source_id = ?", clear_quarantine)
+
+    def record_skip(
+        self,
+        run_id: int,
+        object_: str,
+        source_id: str,
+        entity: str,
+        reason: str,
+        *,
+        target_id: str | None = None,
+        patient_id: str | None = None,
+    ) -> int | None:
+        """A record a policy left out: nothing is sent, but the journal says so (with why, in `error`, and the
+        Nutshell record it deferred to in `target_id`). Not repeated while the record's last entry says the same.
+        Returns the row's seq, or None when nothing new was written."""
+        with self.store.transaction() as conn:
+            last = conn.execute(
+                "SELECT action, error, target_id FROM journal WHERE object = ? AND source_id = ? "
+                "ORDER BY seq DESC LIMIT 1",
+                (object_, source_id),
+            ).fetchone()
+            if last is not None and (last["action"], last["error"], last["target_id"]) == ("skip", reason, target_id):
+                return None
+            now = utcnow()
+            cur = conn.execute(
+                "INSERT INTO journal (run_id, object, source_id, entity, action, state, target_id, patient_id, error, "
+                "started_at, finished_at) VALUES (?, ?, ?, ?, 'skip', 'skipped', ?, ?, ?, ?, ?)",
+                (run_id, object_, source_id, entity, target_id, patient_id, reason, now, now),
+            )
+            return int(cur.lastrowid or 0)
+
+    def policy_skipped(self) -> set[tuple[str, str]]:
+        """(object, source id) of the records a policy leaves out now: their last entry is a skip and they are not
+        in Nutshell through us (reconcile counts them as skipped, not missing)."""
+        rows = self.conn.execute(
+            "SELECT j.object, j.source_id FROM journal j WHERE j.action = 'skip' "
+            "AND j.seq = (SELECT MAX(k.seq) FROM journal k WHERE k.object = j.object AND k.source_id = j.source_id) "
+            "AND NOT EXISTS (SELECT 1 FROM id_map m WHERE m.object = j.object AND m.source_id = j.source_id)"
+        )
+        return {(r[0], r[1]) for r in rows}
 
     def settle(self, seq: int, state: State, error: str | None = None) -> None:
         """Close a row without a write: failed, void (recovery found nothing), or unknown (look later)."""

@@ -77,9 +77,10 @@ class Reconciliation:
 async def reconcile(journal: Journal, dest: Destination, plan: PlanSource) -> Reconciliation:
     result = Reconciliation()
     lines: dict[str, ObjectLine] = {o: ObjectLine(o) for o in OBJECTS}
+    skipped = journal.policy_skipped()  # left out by the existing-person policy (and what depends on them)
     for phase in PHASES:
         for op in plan.ops(phase):
-            _count_planned(lines[op.object], op)
+            _count_planned(lines[op.object], op, op.key in skipped)
     for obj, n in journal.count_mapped().items():
         lines.setdefault(obj, ObjectLine(obj)).journal = n
     result.quarantine = journal.quarantine_list()
@@ -133,10 +134,10 @@ def _values(line: ObjectLine) -> list[int]:
     return [getattr(line, f) for f in line.__dataclass_fields__ if f != "object"]
 
 
-def _count_planned(line: ObjectLine, op: Op) -> None:
+def _count_planned(line: ObjectLine, op: Op, policy_skipped: bool = False) -> None:
     if op.retire is not None:
         return
-    if op.skip is not None:
+    if op.skip is not None or policy_skipped:
         line.skipped += 1
     elif op.unmappable is not None:
         line.unmappable += 1

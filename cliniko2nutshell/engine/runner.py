@@ -368,7 +368,9 @@ class Runner:
             payload = self._resolve(op.payload) if op.payload is not None else None
             parent = self._ref(op.parent) if op.parent is not None else None
             host = self._ref(op.host) if op.host is not None else None
-        except SkippedDependency:
+        except SkippedDependency as exc:
+            self.journal.record_skip(self.run.id, op.object, op.source_id, op.entity.value, str(exc),
+                                     patient_id=op.patient_id)  # fmt: skip
             return "skipped"
         except MissingDependency as exc:
             self._quarantine(op, "dependency", str(exc))
@@ -430,6 +432,9 @@ class Runner:
             existing = min(theirs, key=lambda r: _number(r.id))
             if policy is ExistingPersonPolicy.SKIP:
                 self._policy_skipped.add(op.key)
+                why = f"existing-person policy 'skip': Nutshell person {existing.id} has this e-mail"
+                self.journal.record_skip(self.run.id, op.object, op.source_id, op.entity.value, why,
+                                         target_id=existing.id, patient_id=op.patient_id)  # fmt: skip
                 return "skipped"
             return await self._link(op, payload, existing)
 
