@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         if name == "sandbox":
             sp.add_argument("--json", action="store_true", help="print one JSON line with URLs and keys first")
+            sp.add_argument(
+                "--cliniko-port", type=int, default=0, help="the Cliniko sandbox's port (default: any free)"
+            )
+            sp.add_argument(
+                "--nutshell-port", type=int, default=0, help="the Nutshell sandbox's port (default: any free)"
+            )
         else:
             _screen_share_arg(sp)
         sp.set_defaults(handler=_cmd_sandbox if name == "sandbox" else _cmd_demo)
@@ -102,7 +108,13 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             f"Generating or loading a {args.patients}-patient synthetic clinic (seed {args.seed})...",
             file=sys.stderr,
         )
-    sandbox = start_sandbox(args.patients, args.seed, cliniko_rate_limit=args.rate_limit)
+    sandbox = start_sandbox(
+        args.patients,
+        args.seed,
+        cliniko_rate_limit=args.rate_limit,
+        cliniko_port=args.cliniko_port,
+        nutshell_port=args.nutshell_port,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -116,7 +128,12 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
                 f"  Nutshell  {info['nutshell']['base_url']}  user {info['nutshell']['username']}"
                 f"  key {info['nutshell']['api_key']}\n"
                 f"  JSON-RPC  {info['nutshell']['rpc_url']}\n"
-                "Press Ctrl+C to stop.",
+                + "".join(
+                    f"  A {role}'s Cliniko key (not an administrator): {key}\n"
+                    for role, key in info["cliniko"]["staff_keys"].items()
+                    if role == "receptionist"
+                )
+                + "Press Ctrl+C to stop.",
                 flush=True,
             )
         while not stop.wait(0.5):

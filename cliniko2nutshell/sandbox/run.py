@@ -85,7 +85,10 @@ def start_sandbox(
     cliniko_rate_limit: int = 200,
     cache_dir: Path | None = None,
     workdir: Path | None = None,
+    cliniko_port: int = 0,
+    nutshell_port: int = 0,
 ) -> Sandbox:
+    """Both sandboxes over a fresh copy of the cached clinic; ports 0: any free ones (the blob port always is)."""
     from cliniko2nutshell.sandbox.cliniko_app import start_cliniko_sandbox
     from cliniko2nutshell.sandbox.nutshell_app import start_nutshell_sandbox
 
@@ -99,9 +102,9 @@ def start_sandbox(
     conn = cliniko_db.connect(db_path)
     seed_data = cliniko_db.get_meta_json(conn, "nutshell_seed")
     conn.close()
-    cliniko = start_cliniko_sandbox(db_path, rate_limit=cliniko_rate_limit)
+    cliniko = start_cliniko_sandbox(db_path, rate_limit=cliniko_rate_limit, api_port=cliniko_port)
     try:
-        nutshell = start_nutshell_sandbox(seed_data)
+        nutshell = start_nutshell_sandbox(seed_data, port=nutshell_port)
     except BaseException:
         cliniko.stop()
         raise
