@@ -31,6 +31,7 @@ from cliniko2nutshell.engine.markers import PATIENT_ID_FIELD, markers_in
 from cliniko2nutshell.engine.ops import PHASES, Op, RecordRef
 from cliniko2nutshell.engine.rollback import RollbackScope, ScopeKind, Step
 from cliniko2nutshell.engine.runner import KILL_ENV
+from cliniko2nutshell.mapping.field_types import accept_type_fixes
 from cliniko2nutshell.mapping.mapfile import save_map
 from cliniko2nutshell.mapping.model import PractitionerChoice, PractitionerDecision
 from cliniko2nutshell.mapping.snapshot import NutshellSnapshot
@@ -74,7 +75,9 @@ def _make_template(root: Path, clinic_db: Path) -> Template:
                 await extract(project, client)
 
         asyncio.run(pull())
-        mapping = propose_map(project, NutshellSnapshot.from_seed(seed), save=False)
+        # The seeded Nutshell has "Total Invoiced" as Text where the map writes Currency: take the proposed fix
+        # (the amounts go into it as text, "123.45 AUD"), as `map --accept-suggestions` does.
+        mapping = accept_type_fixes(propose_map(project, NutshellSnapshot.from_seed(seed), save=False))
         choices = {
             pid: c if c.decision is PractitionerDecision.MATCHED
             else PractitionerChoice(decision=PractitionerDecision.FALLBACK, label=c.label)
@@ -321,7 +324,9 @@ def check_against_map(ops: list[Op], state: dict[str, Any], linked: set[str]) ->
                                [e["value"] for e in got.get(field) or []]))  # fmt: skip
             for name, value in (want.get("customFields") or {}).items():
                 stored = (got.get("custom") or {}).get(name)
-                stored = stored.get("amount") if isinstance(stored, dict) else stored
+                if isinstance(stored, dict) and not isinstance(value, dict):
+                    stored = stored.get("amount")  # a bare amount sent: compare the amount
+                # money is sent with its currency ({"currency": "AUD", "amount": ...}): Nutshell keeps both
                 checks.append((f"custom {name}", value, stored))
             if kind == "contacts":
                 links = want.get("links") or {}
