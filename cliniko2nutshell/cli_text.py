@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from cliniko2nutshell.mapping.preflight import Problem
+from cliniko2nutshell.mapping.preflight import Problem, nutshell_after_text
 
 PLAN_COUNT_COLUMNS = ("create", "link", "skip", "unmappable")
 RUN_COUNT_COLUMNS = ("created", "updated", "linked", "unchanged", "skipped", "failed", "conflicts", "deleted",
@@ -55,14 +55,9 @@ def format_plan(summary: Mapping[str, Any], blockers: Sequence[Problem] = ()) ->
     )
     lines = [head, f"Patients: {summary.get('patients', 0)}", "", "What the run will do:"]
     lines += counts_table(summary.get("counts") or {}, PLAN_COUNT_COLUMNS, "record")
-    after = summary.get("nutshell_after")
+    after = nutshell_after_text(summary.get("nutshell_after"))
     if after:
-        lines.append("")
-        lines.append(
-            f"Nutshell after the run: {after['people']} people and {after['companies']} companies "
-            f"({after['people_now']} and {after['companies_now']} there now)"
-            + (f"; your plan's contact limit: {after['contact_limit']}" if after.get("contact_limit") else "")
-        )
+        lines += ["", after]
     if blockers:
         lines += ["", "Blockers:", *format_blocker_lines(blockers)]
     problems = summary.get("problems_by_kind") or {}

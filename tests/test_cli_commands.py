@@ -200,6 +200,11 @@ def test_connect_stores_the_keys_and_refuses_a_receptionists_key(small_clinic_db
             if p.is_file():
                 data = p.read_bytes()
                 assert cliniko.api_key.encode() not in data and nutshell.api_key.encode() not in data, p
+        r = _run(["status", "--project", str(project), "--verbose"], base)  # the operational log, mirrored
+        assert r.returncode in (0, 3) and "command status started" in r.stderr, r.stderr
+        log = (project / "logs" / "cliniko2nutshell.log").read_text()
+        assert "command connect started" in log and "command connect ended: exit code 0" in log
+        assert "command connect ended: exit code 2" in log  # the refusals are logged too
         r = _run(["projects"], base)
         row = next(line for line in r.stdout.splitlines() if line.startswith("Harbour Physio"))
         assert r.returncode == 0 and "2. Connect" in row and str(project) in row, r.stdout

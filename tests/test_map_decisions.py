@@ -18,6 +18,7 @@ from cliniko2nutshell.mapping.model import FieldTypeFix, MigrationMap
 from cliniko2nutshell.mapping.practitioners import NutshellUser, find_user, user_label
 from cliniko2nutshell.mapping.preflight import Severity, preflight
 from cliniko2nutshell.mapping.proposer import accept_all, open_decisions
+from cliniko2nutshell.mapping.report_writers import write_preflight
 from cliniko2nutshell.mapping.snapshot import CustomFieldInfo, NutshellSnapshot
 from cliniko2nutshell.mapping.transforms import plan_patient
 from cliniko2nutshell.mapping.workflow import describe_map, propose_map
@@ -148,6 +149,10 @@ def test_the_preflight_counts_contacts_after_the_run_against_the_plans_limit(cli
     assert limit and limit[0].severity is Severity.BLOCKER and str(total) in limit[0].detail
     roomy = preflight(project.store, mapping, replace(counted, contact_limit=total), catalog=catalog)
     assert "contact_limit" not in {p.kind for p in roomy.problems}
+    csv_path, html_path = write_preflight(tight, project.reports_dir)  # the report says it too
+    for path in (csv_path, html_path):
+        text = path.read_text()
+        assert f"Nutshell after the run: {after['people']} people" in text and f"limit: {total - 1}" in text
 
 
 def test_users_are_found_by_id_or_e_mail_and_named_in_the_map(clinic) -> None:  # type: ignore[no-untyped-def]

@@ -135,6 +135,23 @@ class PreflightReport:
         }
 
 
+def nutshell_after_text(after: dict[str, Any] | None) -> str | None:
+    """One sentence: how many people and companies Nutshell will hold after the run (and the plan's limit)."""
+    if not after:
+        return None
+
+    def now(key: str) -> str:
+        return "unknown" if after.get(key) is None else str(after[key])
+
+    text = (
+        f"Nutshell after the run: {after['people']} people and {after['companies']} companies "
+        f"({now('people_now')} and {now('companies_now')} there now)"
+    )
+    if after.get("contact_limit"):
+        text += f"; your plan's contact limit: {after['contact_limit']}"
+    return text
+
+
 class _Collector:
     def __init__(self, ctx: Context, snapshot: NutshellSnapshot) -> None:
         self.ctx = ctx

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cliniko2nutshell.mapping.preflight import PreflightReport, Severity
+from cliniko2nutshell.mapping.preflight import PreflightReport, Severity, nutshell_after_text
 from cliniko2nutshell.project.private import make_private_dir, private_text_file, write_private_text
 
 PERSONAL_NOTE = (
@@ -105,6 +105,8 @@ def write_preflight_csv(report: PreflightReport, path: Path, *, include_personal
         rows.append(["notice", "info", n.kind, n.object, " ".join(n.ids), f"{n.count} record(s): {n.detail}", "", ""])
     for kind, c in report.counts.items():
         rows.append(["count", "", kind, "", "", ", ".join(f"{k} {v}" for k, v in c.items()), "", ""])
+    if after := nutshell_after_text(report.nutshell_after):
+        rows.append(["count", "", "nutshell_after", "", "", after, "", ""])
     for lim in report.limitations:
         rows.append(["limitation", "", lim.id, "", "", lim.title, lim.text, ""])
     return write_csv(path, header, rows)
@@ -130,6 +132,7 @@ def write_preflight_html(report: PreflightReport, path: Path, *, include_persona
                 for k, c in report.counts.items()
             ],
         ),
+        f"<p>{e(nutshell_after_text(report.nutshell_after) or '')}</p>",
         f"<h2>Problems ({len(report.problems)})</h2>",
         html_table(
             ["Severity", "Kind", "Object", "Id", "Detail", "What happens / what to do", "Personal data"],
