@@ -176,12 +176,14 @@ async def check_cliniko(
         try:
             started = time.perf_counter()
             user = await client.whoami()
-            public = await client.get_json("/settings/public")
+            account = _account(await client.get_json("/settings/public"))
+            if user.is_administrator and not account.get("country_code"):
+                # Unconfirmed: which account keys /settings/public carries (the reference lists those of
+                # /settings); when the country is missing there, an administrator's key reads /settings.
+                account = {**_account(await client.get_json("/settings")), **account}
             latency = (time.perf_counter() - started) * 1000 / max(1, client.requests)
         except ClinikoError as exc:
             raise _cliniko_problem(exc, key, url) from exc
-    account = public.get("account") if isinstance(public, dict) else None
-    account = account if isinstance(account, dict) else {}
     country = _text(account.get("country_code"))
     name = " ".join(p for p in (user.first_name, user.last_name) if p) or user.email or f"user {user.id}"
     access = ClinikoAccess(
@@ -208,6 +210,11 @@ async def check_cliniko(
         )
         access = ClinikoAccess(**{**access.__dict__, "problem": problem})
     return access
+
+
+def _account(settings: Any) -> dict[str, Any]:
+    account = settings.get("account") if isinstance(settings, dict) else None
+    return {k: v for k, v in account.items() if v not in (None, "")} if isinstance(account, dict) else {}
 
 
 def _cliniko_problem(exc: ClinikoError, key: str, url: str) -> ConnectError:

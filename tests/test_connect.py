@@ -224,3 +224,24 @@ def test_without_a_keychain_keys_are_refused_unless_for_this_session(
     assert "this session only" in where
     # Another Secrets of the same project in this process (the next command's client) finds them.
     assert project_secrets(project).locate(Secret.NUTSHELL_API_KEY) == ("N-KEY", Where.MEMORY)
+
+
+async def test_without_a_country_in_the_public_settings_an_administrator_reads_the_settings() -> None:
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        user = {"id": "7", "first_name": "Ana", "last_name": "Ruiz", "role": "administrator"}
+        bodies = {
+            "/v1/user": user,
+            "/v1/settings/public": {"account": {"name": "Kiwi Physio", "country_code": None}},
+            "/v1/settings": {"account": {"name": "Kiwi Physio", "country_code": "NZ", "time_zone": "Auckland"}},
+        }
+        return httpx.Response(200, json=bodies[request.url.path])
+
+    access = await check_cliniko("abc-au1", policy=QUICK, transport=httpx.MockTransport(answer))
+    assert seen == ["/v1/user", "/v1/settings/public", "/v1/settings"]
+    assert (access.account_name, access.country_code, access.currency, access.time_zone) == (
+        "Kiwi Physio", "NZ", "NZD", "Auckland",
+    )  # fmt: skip
+    assert access.base_url == "https://api.au1.cliniko.com/v1"  # the key's shard gives the host
