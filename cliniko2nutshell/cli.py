@@ -222,6 +222,13 @@ def _start_log(project, command: str, args: argparse.Namespace) -> None:  # type
     )
 
 
+def _log_error(exc: BaseException) -> None:
+    """A command stopped on an error it explains to the user: the operational log records it too."""
+    from cliniko2nutshell.oplog import COMMAND_LOG
+
+    COMMAND_LOG.error(exc)
+
+
 def _cmd_init(args: argparse.Namespace) -> int:
     from cliniko2nutshell.project import ProjectError, create_project
 
@@ -272,6 +279,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         try:
             client = cliniko_client(project, project_secrets(project), rate_limit=args.rate_limit, sink=sink)
         except MissingCredentials as exc:
+            _log_error(exc)
             print(exc, file=sys.stderr)
             return 2
 
@@ -283,6 +291,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
             with progress:
                 summary = asyncio.run(run())
         except ClinikoError as exc:
+            _log_error(exc)
             print(f"Extraction stopped: {exc} Progress is saved; run the same command to resume.", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
@@ -328,9 +337,11 @@ def _with_snapshot(args: argparse.Namespace, command: str, body) -> int:  # type
         try:
             snapshot = asyncio.run(read())
         except MissingCredentials as exc:
+            _log_error(exc)
             print(exc, file=sys.stderr)
             return 2
         except NutshellError as exc:
+            _log_error(exc)
             print(f"Nutshell: {exc}", file=sys.stderr)
             return 1
         return int(body(project, snapshot))
@@ -479,7 +490,7 @@ def _engine_command(args: argparse.Namespace, command: str, work) -> int:  # typ
     from cliniko2nutshell.mapping.mapfile import MapError
     from cliniko2nutshell.mapping.workflow import check_blockers
     from cliniko2nutshell.nutshell.errors import NutshellError
-    from cliniko2nutshell.oplog import log_event, tee
+    from cliniko2nutshell.oplog import COMMAND_LOG, log_event, tee
 
     project = _open(args, command)
     if project is None:
@@ -495,6 +506,7 @@ def _engine_command(args: argparse.Namespace, command: str, work) -> int:  # typ
             nutshell = nutshell_client(project, secrets, sink=sink)
             cliniko = cliniko_client(project, secrets, sink=sink) if command == "delta" else None
         except MissingCredentials as exc:
+            _log_error(exc)
             print(exc, file=sys.stderr)
             return 2
 
@@ -505,6 +517,8 @@ def _engine_command(args: argparse.Namespace, command: str, work) -> int:  # typ
                     blockers = await check_blockers(project, nutshell)
                     if blockers:
                         print(format_refusal(command, blockers), file=sys.stderr)
+                        kinds = ", ".join(sorted({b.kind for b in blockers}))
+                        COMMAND_LOG.warning(f"refused: {len(blockers)} blocker(s) ({kinds})")
                         return 3
                 engine = await Engine.connect(project, nutshell, sink=sink)
                 if cliniko is None:
@@ -517,9 +531,11 @@ def _engine_command(args: argparse.Namespace, command: str, work) -> int:  # typ
                 done = asyncio.run(go())
             return done() if callable(done) else done
         except (EngineError, MapError, ValueError) as exc:  # ValueError: options the engine refuses
+            _log_error(exc)
             print(exc, file=sys.stderr)
             return 2
         except NutshellError as exc:
+            _log_error(exc)
             print(
                 f"Nutshell: {exc}. Nothing is lost: the journal has every write; run again to resume.", file=sys.stderr
             )

@@ -52,6 +52,11 @@ class CommandLog:
 
         log.info("command %s started (project %s, cliniko2nutshell %s)", command, project_id or "-", __version__)
 
+    def warning(self, message: str) -> None:
+        """A refusal or a stop the command explains to the user (ids, counts and kinds only)."""
+        if self.command is not None:
+            log.warning("command %s: %s", self.command, message)
+
     def error(self, exc: BaseException) -> None:
         if self.command is not None:
             log.error("command %s failed: %s: %s", self.command, type(exc).__name__, exc)

@@ -76,6 +76,8 @@ def test_init_extract_map_plan(small_clinic_db: Path, tmp_path: Path) -> None:
             assert "[custom_field_wrong_type] 'Total Invoiced' exists in Nutshell as Text" in r.stderr
             assert r.stderr.count("what to do: ") >= 2
         assert httpx.get(nutshell.state_url, timeout=30).json()["live"] == untouched["live"]
+        log = (project / "logs" / "cliniko2nutshell.log").read_text()
+        assert "command sample: refused:" in log and "custom_field_wrong_type" in log
 
         r = _run(  # the fallback owner by e-mail, as the map names users
             [
