@@ -47,7 +47,7 @@ from cliniko2nutshell.nutshell.errors import (
 from cliniko2nutshell.nutshell.rest import DEFAULT_REST_URL
 from cliniko2nutshell.nutshell.sending import Safety
 from cliniko2nutshell.project import Project
-from cliniko2nutshell.project.secrets import Secret, Where
+from cliniko2nutshell.project.secrets import Secret, Secrets, Where
 from cliniko2nutshell.retry import RetryPolicy
 
 # The project's retry policy with a person waiting at the screen: three tries and shorter timeouts, so an
@@ -435,12 +435,19 @@ def _text(value: Any) -> str | None:
 
 
 def store_keys(
-    project: Project, *, cliniko_key: str, nutshell_username: str, nutshell_key: str, session_only: bool = False
+    project: Project,
+    *,
+    cliniko_key: str,
+    nutshell_username: str,
+    nutshell_key: str,
+    session_only: bool = False,
+    secrets: Secrets | None = None,
 ) -> str:
     """Keep the keys in the OS keychain (per project), or in memory for this session only; returns a sentence
     saying where they went. Raises ConnectError (kind no_keychain) when there is no safe keychain and
-    `session_only` was not asked for: nothing is stored then."""
-    secrets = project_secrets(project)
+    `session_only` was not asked for: nothing is stored then. `secrets`: the caller's (the wizard's, whose
+    keychain a test or the demo replaces with an in-memory one); by default the project's."""
+    secrets = secrets or project_secrets(project)
     values = {
         Secret.CLINIKO_API_KEY: cliniko_key.strip(),
         Secret.NUTSHELL_USERNAME: nutshell_username.strip(),
