@@ -9,7 +9,7 @@ import pytest
 from cliniko2nutshell.project import create_project
 from cliniko2nutshell.project.secrets import MemoryKeyring
 
-pytest_plugins = ["fixtures.clinic", "fixtures.cliniko", "fixtures.nutshell"]
+pytest_plugins = ["fixtures.clinic", "fixtures.cliniko", "fixtures.nutshell", "fixtures.wizard"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +34,9 @@ def make_private_dir(path: Path) -> Path:
 def private_text_file(path: Path) -> Iterator[TextIO]:
     """A text file to write that atomically replaces `path` once the block ends without error (mode 0600 from
     the first byte); on error `path` is left as it was."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    # A name of this writer's own: two writers of the same file (two threads, two processes) must not share, and
+    # truncate, one temporary file; the last os.replace wins whole.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -65,6 +65,7 @@ class WizardApp(App[None]):
         self.session: Session | None = None
         self.job: Job | None = None
         self.masker = Masker(screen_share)
+        self._in_flight: set[str] = set()
         self.set_reactive(WizardApp.screen_share, screen_share)
 
     # -- start ---------------------------------------------------------------------------------------------
@@ -157,10 +158,18 @@ class WizardApp(App[None]):
         failed: Callable[[BaseException], None] | None = None,
         *,
         what: str = "",
-    ) -> None:
+        key: str | None = None,
+    ) -> bool:
         """Run the blocking `fn` on a thread; hand its result to `done` (or its error to `failed`, else a
-        notification) on the UI thread. Owned by the app: leaving a screen does not cancel it."""
-        self._background(fn, done, failed, what)
+        notification) on the UI thread. Owned by the app: leaving a screen does not cancel it. With a `key`, a
+        second call while the first is in flight is dropped (a screen that asks twice loads once). Returns
+        whether it started."""
+        if key is not None:
+            if key in self._in_flight:
+                return False
+            self._in_flight.add(key)
+        self._background(fn, done, failed, what, key)
+        return True
 
     @work(thread=True, group="background", exit_on_error=False)
     def _background(
@@ -169,10 +178,15 @@ class WizardApp(App[None]):
         done: Callable[[Any], None] | None,
         failed: Callable[[BaseException], None] | None,
         what: str,
+        key: str | None,
     ) -> None:
         worker = get_current_worker()
         try:
-            result = fn()
+            try:
+                result = fn()
+            finally:
+                if key is not None:
+                    self.call_from_thread(lambda: self._in_flight.discard(key))
         except Exception as exc:
             if not worker.is_cancelled:
                 self.call_from_thread(failed or (lambda e: self.report_error(e, what)), exc)

@@ -104,6 +104,7 @@ The endpoints (advanced) are the real services unless you change them; the demo 
                     yield RadioButton("this session only (memory)", id="keep-session")
             yield Static("", id="keychain-note", classes="muted", markup=False)
             with Horizontal(classes="buttons"):
+                yield Button("Test both", id="test-both", compact=True)
                 yield Button("Save and continue", id="save", variant="primary", disabled=True, compact=True)
             with Collapsible(title="Endpoints (advanced)", id="endpoints"):
                 with Horizontal(classes="field-row"):
@@ -133,6 +134,9 @@ The endpoints (advanced) are the real services unless you change them; the demo 
             self.query_one("#nutshell-user", Input).value = demo.nutshell_username
             self.query_one("#nutshell-key", Input).value = demo.nutshell_key
             self.query_one("#keep-session", RadioButton).value = True
+            self.query_one("#test-both", Button).focus()
+        for field in self.query(Input):
+            field.cursor_position = 0
         secrets = session.secrets
         note = self.query_one("#keychain-note", Static)
         if demo is not None:
@@ -161,6 +165,7 @@ The endpoints (advanced) are the real services unless you change them; the demo 
             field = self.query_one(widget, Input)
             if secret in stored and not field.value:
                 field.value = stored[secret]
+                field.cursor_position = 0
 
     # -- testing -------------------------------------------------------------------------------------------
     def _value(self, selector: str) -> str:
@@ -175,6 +180,8 @@ The endpoints (advanced) are the real services unless you change them; the demo 
             self.test_cliniko()
         elif event.button.id == "test-nutshell":
             self.test_nutshell()
+        elif event.button.id == "test-both":
+            self.action_test_both()
         elif event.button.id == "save":
             self.action_save()
 

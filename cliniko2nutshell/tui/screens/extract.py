@@ -103,7 +103,9 @@ changed since the last extraction (used again at cutover, by the Delta step).
         self.load_stored()
 
     def load_stored(self) -> None:
-        self.app.background(lambda: stored_counts(self.app.session), self.show_stored, what="Reading the project")  # type: ignore[attr-defined]
+        self.app.background(
+            lambda: stored_counts(self.app.session), self.show_stored, what="Reading the project", key="extract-counts"
+        )  # type: ignore[attr-defined]
 
     def show_stored(self, stored: dict[str, Any]) -> None:
         if self.job is not None and self.job.active:

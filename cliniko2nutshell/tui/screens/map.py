@@ -24,6 +24,7 @@ from cliniko2nutshell.mapping.model import (
 )
 from cliniko2nutshell.tui.screens.base import StepScreen
 from cliniko2nutshell.tui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
+from cliniko2nutshell.tui.widgets.tables import fill
 
 OBJECT_TITLES = {
     "patients": "Patients → people",
@@ -131,6 +132,14 @@ async def create_fields(job: Any, session: Any) -> Any:
         return await engine.ensure_custom_fields(client)
 
 
+RULE_COLUMNS = [("on", "On"), ("source", "Cliniko field"), ("target", "Nutshell"), ("transform", "Transform"),
+                ("note", "Note")]  # fmt: skip
+DECISION_COLUMNS = [("field", "Cliniko field"), ("action", "Decision"), ("target", "Into"), ("type", "Type"),
+                    ("confidence", "Conf."), ("reason", "Reason")]  # fmt: skip
+FIELD_COLUMNS = [("name", "Field"), ("type", "Type"), ("state", "In Nutshell"), ("about", "About")]
+VALUE_COLUMNS = [("kind", "Value map"), ("cliniko", "Cliniko"), ("nutshell", "Nutshell")]
+
+
 class MapScreen(StepScreen):
     STEP = Step.MAP
     INTRO = "What lands where in Nutshell. Nothing moves until you confirm it (and then run the sample)."
@@ -194,28 +203,6 @@ since the last confirmed version. Limitations of the two APIs are shown on the o
                             Content.assemble((title, "bold"), "\n", (text, "$text-muted")), classes="policy-text"
                         )
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        rules = self.query_one("#rules", DataTable)
-        for key, title in (
-            ("on", "On"),
-            ("source", "Cliniko field"),
-            ("target", "Nutshell"),
-            ("transform", "Transform"),
-            ("note", "Note"),
-        ):
-            rules.add_column(title, key=key)
-        decisions = self.query_one("#decisions", DataTable)
-        for key, title in (("field", "Cliniko field"), ("action", "Decision"), ("target", "Into"), ("type", "Type"),
-                           ("confidence", "Conf."), ("reason", "Reason")):  # fmt: skip
-            decisions.add_column(title, key=key)
-        fields = self.query_one("#fields", DataTable)
-        for key, title in (("name", "Field"), ("type", "Type"), ("state", "In Nutshell"), ("about", "About")):
-            fields.add_column(title, key=key)
-        values = self.query_one("#values", DataTable)
-        for key, title in (("kind", "Value map"), ("cliniko", "Cliniko"), ("nutshell", "Nutshell")):
-            values.add_column(title, key=key)
-
     def on_screen_resume(self) -> None:
         if self.data is None and self.ready:
             self.load()
@@ -227,7 +214,7 @@ since the last confirmed version. Limitations of the two APIs are shown on the o
     def load(self) -> None:
         self.query_one("#map-status", Static).update("Reading the map and Nutshell's fields…")
         session = self.app.session  # type: ignore[attr-defined]
-        self.app.background(lambda: load_map_data(session), self.show, what="Reading the map")  # type: ignore[attr-defined]
+        self.app.background(lambda: load_map_data(session), self.show, what="Reading the map", key="map")  # type: ignore[attr-defined]
 
     # -- showing -------------------------------------------------------------------------------------------
     def show(self, data: MapData) -> None:
@@ -283,46 +270,35 @@ since the last confirmed version. Limitations of the two APIs are shown on the o
         for lim in limits:
             lines += ["\n", ("! ", "bold $text-warning"), (lim.title, "bold"), (f": {lim.text}", "$text-muted")]
         self.query_one("#object-limits", Static).update(Content.assemble(*lines))
-        table = self.query_one("#rules", DataTable)
-        row = table.cursor_row
-        table.clear()
+        rows = []
         for i, r in enumerate(obj.fields):
             on = "■ required" if r.locked else ("✓ on" if r.enabled else "✗ off")
-            table.add_row(on, r.source, r.target, r.transform, r.note, key=str(i))
-        if row is not None and table.row_count:
-            table.move_cursor(row=min(row, table.row_count - 1))
+            rows.append((str(i), (on, r.source, r.target, r.transform, r.note)))
+        fill(self.query_one("#rules", DataTable), RULE_COLUMNS, rows)
 
     def _show_decisions(self) -> None:
         assert self.data is not None
-        table = self.query_one("#decisions", DataTable)
-        row = table.cursor_row
-        table.clear()
+        rows: list[tuple[str | None, tuple[Any, ...]]] = []
         m = self.data.mapping
         for token, d in sorted(self.data.custom_field_defs.items(), key=lambda kv: kv[1].label.lower()):
             decision = m.custom_field_decisions.get(token)
             if decision is None:
-                table.add_row(d.label, "· no proposal", "", "", "", "", key=token)
+                rows.append((token, (d.label, "· no proposal", "", "", "", "")))
                 continue
             mark = ("✓ ", "$text-success") if decision.confirmed else ("○ proposed ", "$text-warning")
             action = Content.assemble(mark, decision.action.value)
-            table.add_row(
-                d.label + (" (archived)" if d.archived else ""),
-                action,
-                decision.target or "–",
-                decision.type or "",
-                f"{decision.confidence * 100:.0f}%",
-                decision.reason,
-                key=token,
+            label = d.label + (" (archived)" if d.archived else "")
+            confidence = f"{decision.confidence * 100:.0f}%"
+            rows.append(
+                (token, (label, action, decision.target or "–", decision.type or "", confidence, decision.reason))
             )
-        if not table.row_count:
-            table.add_row("(this clinic has no patient custom fields)", "", "", "", "", "")
-        if row is not None and table.row_count:
-            table.move_cursor(row=min(row, table.row_count - 1))
+        if not rows:
+            rows.append((None, ("(this clinic has no patient custom fields)", "", "", "", "", "")))
+        fill(self.query_one("#decisions", DataTable), DECISION_COLUMNS, rows)
 
     def _show_fields(self) -> None:
         assert self.data is not None
-        table = self.query_one("#fields", DataTable)
-        table.clear()
+        rows = []
         for spec in self.data.mapping.custom_fields:
             have = self.data.nutshell_fields.get(spec.entity, {}).get(spec.name)
             if have is None:
@@ -332,7 +308,8 @@ since the last confirmed version. Limitations of the two APIs are shown on the o
             else:
                 state = Content.assemble(("✓ ", "$text-success"), "present")
             about = spec.description or ", ".join(lim.title for lim in limitations_for(f"field:{spec.name}"))
-            table.add_row(spec.name, spec.type, state, about)
+            rows.append((spec.name, (spec.name, spec.type, state, about)))
+        fill(self.query_one("#fields", DataTable), FIELD_COLUMNS, rows)
 
     def _value_rows(self) -> list[tuple[str, str, str, str]]:
         """(key, kind, Cliniko, Nutshell) for every value-map entry."""
@@ -364,13 +341,8 @@ since the last confirmed version. Limitations of the two APIs are shown on the o
         return rows
 
     def _show_values(self) -> None:
-        table = self.query_one("#values", DataTable)
-        row = table.cursor_row
-        table.clear()
-        for key, kind, cliniko, nutshell in self._value_rows():
-            table.add_row(kind, cliniko, nutshell, key=key)
-        if row is not None and table.row_count:
-            table.move_cursor(row=min(row, table.row_count - 1))
+        rows = [(key, (kind, cliniko, nutshell)) for key, kind, cliniko, nutshell in self._value_rows()]
+        fill(self.query_one("#values", DataTable), VALUE_COLUMNS, rows)
 
     def _show_policies(self) -> None:
         assert self.data is not None

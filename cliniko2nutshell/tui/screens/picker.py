@@ -14,6 +14,7 @@ from cliniko2nutshell.journey import ProjectSummary, project_summary
 from cliniko2nutshell.project import create_project, default_projects_root, list_projects
 from cliniko2nutshell.tui.format import home_path
 from cliniko2nutshell.tui.screens.dialogs import PathDialog, PromptDialog
+from cliniko2nutshell.tui.widgets.tables import fill
 from cliniko2nutshell.tui.widgets.top_bar import ShareBanner, TopBar
 
 
@@ -53,8 +54,6 @@ class PickerScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        table = self.query_one("#projects", DataTable)
-        table.add_columns("Project", "Clinic", "Last step", "Last run", "Folder")
         self.action_reload()
 
     def action_reload(self) -> None:
@@ -63,13 +62,16 @@ class PickerScreen(Screen[None]):
     def show_projects(self, projects: list[ProjectSummary]) -> None:
         self.projects = projects
         table = self.query_one("#projects", DataTable)
-        table.clear()
+        rows = []
         for p in projects:
             last_step = f"✓ {p.last_step.title}" if p.last_step else "–"
             last_run = f"⚠ {p.interrupted}" if p.interrupted else (p.last_run or "none yet")
             if p.problem:
                 last_run = f"✗ cannot read: {p.problem[:60]}"
-            table.add_row(p.name, p.clinic or "not connected", last_step, last_run, home_path(p.path), key=str(p.path))
+            rows.append((str(p.path), (p.name, p.clinic or "not connected", last_step, last_run, home_path(p.path))))
+        columns = [("name", "Project"), ("clinic", "Clinic"), ("step", "Last step"), ("run", "Last run"),
+                   ("folder", "Folder")]  # fmt: skip
+        fill(table, columns, rows)
         empty = self.query_one("#picker-empty", Static)
         empty.update("" if projects else "No projects yet. Press N to create one, or O to open a project folder.")
         table.display = bool(projects)

@@ -17,6 +17,7 @@ from cliniko2nutshell.mapping.model import MigrationMap, PractitionerDecision
 from cliniko2nutshell.mapping.practitioners import NutshellUser, PractitionerInfo, PractitionerMatch
 from cliniko2nutshell.tui.screens.base import StepScreen
 from cliniko2nutshell.tui.screens.dialogs import ChoiceDialog
+from cliniko2nutshell.tui.widgets.tables import fill
 
 
 @dataclass
@@ -61,6 +62,16 @@ def save(session: Any, mapping: MigrationMap, note: str) -> MigrationMap:
     return save_edit(mapping, session.project.mapping_path, note)
 
 
+COLUMNS = [
+    ("name", "Practitioner"),
+    ("decision", "Owner in Nutshell"),
+    ("suggested", "Best suggestion"),
+    ("score", "Score"),
+    ("reason", "Why"),
+    ("email", "Cliniko e-mail"),
+]
+
+
 class PractitionersScreen(StepScreen):
     STEP = Step.PRACTITIONERS
     INTRO = "Who owns each practitioner's records in Nutshell. Users are matched, never created."
@@ -92,19 +103,6 @@ press R to read Nutshell's users again. Every decision is saved in `mapping.toml
             yield DataTable(id="practitioners", cursor_type="row", zebra_stripes=True)
             yield Static("", id="unresolved", markup=False)
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        table = self.query_one("#practitioners", DataTable)
-        for key, title in (
-            ("name", "Practitioner"),
-            ("decision", "Owner in Nutshell"),
-            ("suggested", "Best suggestion"),
-            ("score", "Score"),
-            ("reason", "Why"),
-            ("email", "Cliniko e-mail"),
-        ):
-            table.add_column(title, key=key)
-
     def on_screen_resume(self) -> None:
         if self.data is None and self.ready:
             self.load()
@@ -116,7 +114,9 @@ press R to read Nutshell's users again. Every decision is saved in `mapping.toml
     def load(self, refresh: bool = False) -> None:
         self.query_one("#practitioners-status", Static).update("Reading Nutshell's users…")
         session = self.app.session  # type: ignore[attr-defined]
-        self.app.background(lambda: load_matches(session, refresh), self.show, what="Reading Nutshell's users")  # type: ignore[attr-defined]
+        self.app.background(
+            lambda: load_matches(session, refresh), self.show, what="Reading Nutshell's users", key="practitioners"
+        )  # type: ignore[attr-defined]
 
     def action_refresh(self) -> None:
         self.load(refresh=True)
@@ -134,9 +134,7 @@ press R to read Nutshell's users again. Every decision is saved in `mapping.toml
         if first:
             self.app.refresh_journey()  # type: ignore[attr-defined]  # proposing may have saved the first map
         m = data.mapping
-        table = self.query_one("#practitioners", DataTable)
-        row = table.cursor_row
-        table.clear()
+        rows = []
         unresolved: list[str] = []
         for pid, choice in sorted(m.practitioners.items(), key=lambda kv: (kv[1].label or kv[0]).lower()):
             info = data.infos.get(pid)
@@ -157,9 +155,8 @@ press R to read Nutshell's users again. Every decision is saved in `mapping.toml
                 decision = Content.assemble(("· ", "$text-warning"), ("unresolved", "$text-warning"))
                 unresolved.append(choice.label or pid)
             email = (info.email if info else None) or "–"
-            table.add_row(name, decision, suggested or "–", score, reason, email, key=pid)
-        if row is not None and table.row_count:
-            table.move_cursor(row=min(row, table.row_count - 1))
+            rows.append((pid, (name, decision, suggested or "–", score, reason, email)))
+        fill(self.query_one("#practitioners", DataTable), COLUMNS, rows)
         matched = sum(1 for c in m.practitioners.values() if c.decision is PractitionerDecision.MATCHED)
         self.query_one("#practitioners-status", Static).update(
             f"{len(m.practitioners)} practitioners: {matched} matched, {len(unresolved)} unresolved. "

@@ -17,6 +17,7 @@ from cliniko2nutshell.mapping.preflight import PreflightReport, Problem, Severit
 from cliniko2nutshell.tui.format import count, home_path
 from cliniko2nutshell.tui.mask import Kind
 from cliniko2nutshell.tui.screens.base import StepScreen
+from cliniko2nutshell.tui.widgets.tables import fill
 
 SEVERITY = {
     Severity.BLOCKER: ("✗ blocker", "bold $text-error"),
@@ -59,6 +60,12 @@ def estimate_line(session: Any, report: PreflightReport) -> str | None:
         return str(estimate_for_project(project, report.counts))
 
 
+COUNT_COLUMNS = [("object", "Nutshell"), ("create", "Create"), ("link", "Link"), ("skip", "Skip"),
+                 ("unmappable", "Unmappable")]  # fmt: skip
+PROBLEM_COLUMNS = [("severity", "Severity"), ("kind", "Kind"), ("record", "Record"), ("detail", "Detail"),
+                   ("action", "Action"), ("fix", "Fixed at")]  # fmt: skip
+
+
 class PreflightScreen(StepScreen):
     STEP = Step.PREFLIGHT
     INTRO = "Everything the run will do, and every problem found, before anything is written."
@@ -93,17 +100,6 @@ The report is written as HTML (O opens it in your browser) and CSV in the projec
             yield DataTable(id="problems", cursor_type="row", zebra_stripes=True)
             yield Static("", id="report-paths", classes="muted", markup=False)
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        counts = self.query_one("#counts", DataTable)
-        for key, title in (("object", "Nutshell"), ("create", "Create"), ("link", "Link"), ("skip", "Skip"),
-                           ("unmappable", "Unmappable")):  # fmt: skip
-            counts.add_column(title, key=key)
-        problems = self.query_one("#problems", DataTable)
-        for key, title in (("severity", "Severity"), ("kind", "Kind"), ("record", "Record"), ("detail", "Detail"),
-                           ("action", "Action"), ("fix", "Fixed at")):  # fmt: skip
-            problems.add_column(title, key=key)
-
     def on_screen_resume(self) -> None:
         if self.result is None and self.ready:
             self.action_run()
@@ -121,7 +117,7 @@ The report is written as HTML (O opens it in your browser) and CSV in the projec
             return
         self.query_one("#preflight-status", Static).update("⟳ Checking every record against the map and Nutshell…")
         session = self.app.session  # type: ignore[attr-defined]
-        self.app.background(lambda: run_preflight(session), self.show, what="The pre-flight")  # type: ignore[attr-defined]
+        self.app.background(lambda: run_preflight(session), self.show, what="The pre-flight", key="preflight")  # type: ignore[attr-defined]
 
     def show(self, result: PreflightResult) -> None:
         self.result = result
@@ -140,11 +136,11 @@ The report is written as HTML (O opens it in your browser) and CSV in the projec
         if result.estimate:
             head += ["\n", ("Expected duration: ", "bold"), result.estimate]
         self.query_one("#preflight-status", Static).update(Content.assemble(*head))
-        counts = self.query_one("#counts", DataTable)
-        counts.clear()
-        for obj, c in sorted(report.counts.items()):
-            counts.add_row(obj, count(c.get("create", 0)), count(c.get("link", 0)), count(c.get("skip", 0)),
-                           count(c.get("unmappable", 0)))  # fmt: skip
+        rows = [
+            (obj, (obj, *(count(c.get(k, 0)) for k in ("create", "link", "skip", "unmappable"))))
+            for obj, c in sorted(report.counts.items())
+        ]
+        fill(self.query_one("#counts", DataTable), COUNT_COLUMNS, rows)
         severity = self.query_one("#severity", Select)
         kinds = sorted({p.kind for p in report.problems})
         with self.prevent(Select.Changed):
@@ -175,16 +171,17 @@ The report is written as HTML (O opens it in your browser) and CSV in the projec
         ]
 
     def _show_problems(self) -> None:
-        table = self.query_one("#problems", DataTable)
-        table.clear()
+        rows = []
         show = self.app.show  # type: ignore[attr-defined]
         for i, p in enumerate(self._filtered()):
             label, style = SEVERITY[p.severity]
             personal = ", ".join(show(v, PERSONAL_KINDS.get(k, Kind.VALUE)) for k, v in p.personal.items())
             record = f"{p.object} {p.id}" + (f" ({personal})" if personal else "")
             step = fix_step(p.kind)
-            table.add_row(Content.styled(label, style), p.kind.replace("_", " "), record, p.detail, p.action,
-                          f"{step.number} {step.title}", key=str(i))  # fmt: skip
+            cells = (Content.styled(label, style), p.kind.replace("_", " "), record, p.detail, p.action,
+                     f"{step.number} {step.title}")  # fmt: skip
+            rows.append((str(i), cells))
+        fill(self.query_one("#problems", DataTable), PROBLEM_COLUMNS, rows)
 
     def masking_changed(self, on: bool) -> None:
         self._show_problems()

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Static
 from cliniko2nutshell.journey import Journey, State, Step
 from cliniko2nutshell.tui.format import home_path
 from cliniko2nutshell.tui.screens.base import StepScreen
+from cliniko2nutshell.tui.widgets.tables import fill
 
 
 def read_history(session: Any) -> list[tuple[str, ...]]:
@@ -54,10 +55,6 @@ it: they are in your OS keychain, the environment, or memory for this session.
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
             yield Static("", id="runs-empty", classes="muted", markup=False)
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.query_one("#runs", DataTable).add_columns("Run", "Kind", "Status", "Outcome", "Map", "Started", "Ended")
-
     def journey_changed(self, journey: Journey) -> None:
         session = self.app.session  # type: ignore[attr-defined]
         if session is None:
@@ -80,8 +77,8 @@ it: they are in your OS keychain, the environment, or memory for this session.
 
     def _show_runs(self, rows: list[tuple[str, ...]]) -> None:
         table = self.query_one("#runs", DataTable)
-        table.clear()
-        for row in rows:
-            table.add_row(*row)
+        columns = [(c.lower(), c) for c in ("Run", "Kind", "Status", "Outcome", "Map", "Started", "Ended")]
+        fill(table, columns, ((row[0], row) for row in rows))
         table.display = bool(rows)
+        table.styles.height = min(len(rows) + 1, 16)  # a header and the rows; an auto height can lag a refill
         self.query_one("#runs-empty", Static).update("" if rows else "Nothing has been written to Nutshell yet.")

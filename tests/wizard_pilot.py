@@ -1,0 +1,38 @@
+"""Driving the wizard in tests: wait until it has settled, find what a screen shows."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
+
+
+async def settle(pilot: Pilot[Any], until: Callable[[], Any] | None = None, timeout: float = 60.0) -> None:
+    """Wait until `until()` holds (when given) and no worker has run for a while: the screen shows its data."""
+    app = pilot.app
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while time.monotonic() < deadline:
+        await pilot.pause(0.05)
+        busy = any(not w.is_finished for w in app.workers)
+        ready = until is None or bool(until())
+        quiet = quiet + 1 if (ready and not busy) else 0
+        if quiet >= 4:
+            await pilot.pause()
+            return
+    raise TimeoutError(f"the wizard did not settle in {timeout} s (screen {app.screen!r})")
+
+
+def text_of(app: Any) -> str:
+    """Everything the current screen shows, as plain text (tables and statics included)."""
+    screen = app.screen
+    parts = []
+    for widget in screen.query(Static):
+        parts.append(str(widget.render()))
+    for table in screen.query(DataTable):
+        for row in range(table.row_count):
+            parts.append(" | ".join(str(c) for c in table.get_row_at(row)))
+    return "\n".join(parts)
