@@ -15,11 +15,8 @@ MAX_WIDTH = 80  # a longer cell is cut with an ellipsis (its row opens in full w
 
 
 def _width(cell: Any) -> int:
-    if isinstance(cell, Content | Text):
-        lines = cell.plain.splitlines() or [""]
-    else:
-        lines = str(cell).splitlines() or [""]
-    return max(cell_len(line) for line in lines)
+    text = cell.plain if isinstance(cell, Content | Text) else str(cell)
+    return max(cell_len(line) for line in text.splitlines() or [""])
 
 
 def fill(
