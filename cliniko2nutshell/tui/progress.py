@@ -212,13 +212,3 @@ class RunBoard:
                 failures=list(self._failures),
                 conflicts=list(v.conflicts),
             )
-
-
-def fan_out(*sinks: Any) -> Any:
-    """One sink that hands each event to every one of `sinks`."""
-
-    def sink(event: Event) -> None:
-        for s in sinks:
-            s(event)
-
-    return sink

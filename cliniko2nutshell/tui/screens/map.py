@@ -124,20 +124,9 @@ def confirm(session: Any, mapping: MigrationMap) -> tuple[MigrationMap, list[str
 
 async def create_fields(job: Any, session: Any) -> Any:
     """The job that creates the custom fields the map writes and Nutshell lacks (journaled: no API deletes them)."""
-    from cliniko2nutshell.connections import nutshell_client
-    from cliniko2nutshell.engine.api import Engine
+    from cliniko2nutshell.tui.engine_jobs import call_engine
 
-    async with nutshell_client(session.project, session.secrets) as client:
-        engine = await Engine.connect(session.project, client)
-        return await engine.ensure_custom_fields(client)
-
-
-RULE_COLUMNS = [("on", "On"), ("source", "Cliniko field"), ("target", "Nutshell"), ("transform", "Transform"),
-                ("note", "Note")]  # fmt: skip
-DECISION_COLUMNS = [("field", "Cliniko field"), ("action", "Decision"), ("target", "Into"), ("type", "Type"),
-                    ("confidence", "Conf."), ("reason", "Reason")]  # fmt: skip
-FIELD_COLUMNS = [("name", "Field"), ("type", "Type"), ("state", "In Nutshell"), ("about", "About")]
-VALUE_COLUMNS = [("kind", "Value map"), ("cliniko", "Cliniko"), ("nutshell", "Nutshell")]
+    return await call_engine(job, session, lambda engine, client: engine.ensure_custom_fields(client))
 
 
 class MapScreen(StepScreen):
