@@ -25,7 +25,9 @@ class Blocked(RuntimeError):
 
 
 @asynccontextmanager
-async def connected_engine(job: Job, session: Any, *, check_blockers: bool = False) -> AsyncIterator[tuple[Engine, Any]]:
+async def connected_engine(
+    job: Job, session: Any, *, check_blockers: bool = False
+) -> AsyncIterator[tuple[Engine, Any]]:
     """The engine over a fresh Nutshell client, reporting to the job's board and the project log. With
     `check_blockers`, the pre-flight runs again first (as `sample` and `run` do) and Blocked is raised."""
     from cliniko2nutshell.connections import nutshell_client

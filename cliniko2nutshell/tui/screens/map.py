@@ -129,6 +129,14 @@ async def create_fields(job: Any, session: Any) -> Any:
     return await call_engine(job, session, lambda engine, client: engine.ensure_custom_fields(client))
 
 
+RULE_COLUMNS = [("on", "On"), ("source", "Cliniko field"), ("target", "Nutshell"), ("transform", "Transform"),
+                ("note", "Note")]  # fmt: skip
+DECISION_COLUMNS = [("field", "Cliniko field"), ("action", "Decision"), ("target", "Into"), ("type", "Type"),
+                    ("confidence", "Conf."), ("reason", "Reason")]  # fmt: skip
+FIELD_COLUMNS = [("name", "Field"), ("type", "Type"), ("state", "In Nutshell"), ("about", "About")]
+VALUE_COLUMNS = [("kind", "Value map"), ("cliniko", "Cliniko"), ("nutshell", "Nutshell")]
+
+
 class MapScreen(StepScreen):
     STEP = Step.MAP
     INTRO = "What lands where in Nutshell. Nothing moves until you confirm it (and then run the sample)."
