@@ -14,6 +14,8 @@ blob port standing in for S3 (`blob_base`).
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,7 +178,9 @@ def create_app(
     app = Starlette(
         routes=[*knob_routes(knobs, on_reset=limiter.reset), *api.routes()],
         middleware=[
-            Middleware(FaultMiddleware, knobs=knobs),
+            Middleware(
+                FaultMiddleware, knobs=knobs, retry_headers=_reset_header, edit=lambda k: _front_desk_edit(store, k)
+            ),
             Middleware(
                 ClinikoGate,
                 api_key=store.meta["api_key"],
@@ -185,6 +189,7 @@ def create_app(
                 limit=limit,
                 blob_port=lambda: getattr(app.state, "blob_port", None),
                 staff=staff,
+                revoked=lambda: knobs.revoked,
             ),
         ],
         exception_handlers={HTTPException: _http_error},
@@ -206,6 +211,26 @@ def _staff(store: RecordStore) -> dict[str, str]:
         if uid != own and user.get("active") and isinstance(user.get("role"), str):
             found.setdefault(user["role"], uid)
     return found
+
+
+def _reset_header(seconds: float) -> list[tuple[bytes, bytes]]:
+    """A "429" fault as Cliniko answers it: X-RateLimit-Reset, the epoch second when requests are allowed again."""
+    return [(b"x-ratelimit-reset", str(math.ceil(time.time() + seconds)).encode())]
+
+
+def _front_desk_edit(store: RecordStore, knobs: Knobs) -> str | None:
+    """Someone at the clinic edits a patient while we read (the `edit_every` knob): a new occupation and a new
+    updated_at, so an extraction already past that patient holds an older copy. Returns the patient's id."""
+    rows = store.conn().execute(
+        "SELECT id FROM records WHERE resource = 'patients' AND archived_at IS NULL AND deleted_at IS NULL ORDER BY seq"
+    )
+    ids = [r[0] for r in rows]
+    if not ids:
+        return None
+    pid = knobs.pick(ids)
+    change = {"occupation": f"Edited at the front desk ({len(knobs.edited) + 1})"}
+    store.write(lambda conn: writes.update_patient(store, conn, pid, change))
+    return pid
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:

@@ -62,8 +62,10 @@ class ClinikoGate:
         limit: Callable[[], int | None],
         blob_port: Callable[[], int | None],
         staff: dict[str, str] | None = None,
+        revoked: Callable[[], bool] = lambda: False,
     ) -> None:
         self.app = app
+        self.revoked = revoked  # the sandbox's `revoked` knob: every key refused, as after a revocation
         self.key_base, _ = split_key(api_key)
         # key base -> user id of the other users' keys (the clinic's own key maps to None: its administrator)
         self.staff = {split_key(staff_key(api_key, uid))[0]: uid for uid in (staff or {}).values()}
@@ -94,7 +96,7 @@ class ClinikoGate:
         if not headers.get("user-agent", "").strip():
             await _send(send, 400, b"Requires a user agent", "text/plain; charset=utf-8")
             return
-        key, user_id = self._authenticate(headers.get("authorization", ""))
+        key, user_id = (None, None) if self.revoked() else self._authenticate(headers.get("authorization", ""))
         if key is None:
             await _send(
                 send,

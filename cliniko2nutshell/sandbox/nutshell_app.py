@@ -45,7 +45,25 @@ def create_app(state: NutshellState, knobs: Knobs | None = None) -> Any:
         Route("/_sandbox/state", dump, methods=["GET"]),
         *knob_routes(knobs, on_reset=guard.reset),
     ]
-    return FaultMiddleware(Starlette(routes=routes), knobs)
+    return FaultMiddleware(Starlette(routes=routes), knobs, edit=lambda k: front_desk_edit(state, k))
+
+
+def front_desk_edit(state: NutshellState, knobs: Knobs) -> str | None:
+    """Another user edits a person the API user created (the `edit_every` knob): their description gains a line,
+    so a client holding that person's rev or fingerprint meets a record changed under it. Returns its REST id."""
+    with state.lock:
+        api = state.api_user_id
+        created = {e["entity"] for e in state.events if e["kind"] == "contacts" and e["action"] == "create"
+                   and e["actor"] == api}  # fmt: skip
+        ours = [str(r.id) for r in state.live("contacts") if r.id in created]
+        others = [u.id for u in state.records["users"].values() if u.id != api and u.data["is_enabled"]]
+        if not ours or not others:
+            return None
+        rec = state.get_live("contacts", int(knobs.pick(ours)))
+        text = (rec.data.get("description") or "").rstrip()
+        line = "Front desk: address confirmed by phone."
+        state.update(rec, {"description": f"{text}\n{line}".strip()}, others[0])
+        return rec.rest_id
 
 
 @dataclass

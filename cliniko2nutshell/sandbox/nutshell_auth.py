@@ -29,7 +29,7 @@ class Guard:
 
     def check(self, authorization: str | None) -> Principal:
         """The caller, or NutshellError 401 (bad credentials) / 429 (over the rate limit, with Retry-After)."""
-        principal = self.authenticate(authorization)
+        principal = None if self.knobs.revoked else self.authenticate(authorization)
         if principal is None:
             raise NutshellError(
                 401, "Unauthorized", "API key not found", headers={"WWW-Authenticate": 'Basic realm="Nutshell"'}
