@@ -412,6 +412,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 # Exit codes: 0 success, 3 partial (records quarantined, conflicts skipped, items left) or not ready,
 # 1 failure (the run stopped; it resumes with `run --resume`), 2 could not start (usage, project, credentials).
 EXIT = {"success": 0, "partial": 3, "failure": 1}
+RESUME_HINT = "Nothing is lost: every write is journaled. Put the cause above right, then `run --resume` carries on."
 
 
 def _add_engine_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -473,7 +474,8 @@ def _print_result(args: argparse.Namespace, result, text: str):  # type: ignore[
             data = result.as_dict() if hasattr(result, "as_dict") else {}
             print(json.dumps({**data, "outcome": outcome}, default=str))
         else:
-            print(f"{text}\nOutcome: {outcome}")
+            hint = f"\n{RESUME_HINT}" if outcome == "failure" else ""
+            print(f"{text}\nOutcome: {outcome}{hint}")
         return EXIT[outcome]
 
     return emit

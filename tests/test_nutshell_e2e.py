@@ -332,12 +332,10 @@ async def test_a_file_over_the_size_limit_is_refused_clearly() -> None:
             )
             with pytest.raises(PayloadTooLargeError, match=r"File too large: .* limit"):
                 await nutshell.upload_file(activity.id, "scan.dcm", b"x" * 5000)
-            # The reservation stays, empty: the engine finds it by name (size 0) before trying again.
-            [reserved] = await nutshell.activity_files(activity.id)
-            assert reserved.name == "scan.dcm" and reserved.size == 0
-            # Trying again fills that reservation rather than adding a second file.
+            # The refused file's reservation is taken back: no empty file stays on the patient's activity.
+            assert await nutshell.activity_files(activity.id) == []
+            # A file that fits goes up as the one file of that name.
             uploaded = await nutshell.upload_file(activity.id, "scan.dcm", b"y" * 900)
-            assert uploaded.id == reserved.id
-            assert [(f.id, f.size) for f in await nutshell.activity_files(activity.id)] == [(reserved.id, 900)]
+            assert [(f.id, f.size) for f in await nutshell.activity_files(activity.id)] == [(uploaded.id, 900)]
     finally:
         sandbox.stop()

@@ -200,6 +200,9 @@ class Engine:
         self.reference_time = reference_time
         self.cliniko_budget = cliniko_budget
         self.durable = durable  # fsync each journal commit (power loss); off only for tests
+        # How long Nutshell may go on with a request the client gave up on: set from the client's timeout.
+        # Unconfirmed: whether Nutshell stops work on a dropped request; we assume it may finish it.
+        self.late_copy_grace = 0.0
         self.journal = Journal(project.store)
         self._verify()
         # We hold the project lock: a run still "running" belongs to a process that died.
@@ -233,6 +236,7 @@ class Engine:
             reference_time=reference_time,
         )
         engine.activity_types = activity_type_ids((t.name, t.id.rest) for t in await client.list_activity_types())
+        engine.late_copy_grace = float(client.policy.timeout.read or 0.0)
         return engine
 
     # -- helpers ---------------------------------------------------------------------------------------------
@@ -269,6 +273,7 @@ class Engine:
             ask=options.ask,
             workers=options.workers,
             cliniko_budget=self.cliniko_budget,
+            late_copy_grace=self.late_copy_grace,
             **kw,
         )
 

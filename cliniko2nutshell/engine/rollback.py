@@ -50,7 +50,7 @@ from cliniko2nutshell.engine.journal import (
 )
 from cliniko2nutshell.engine.markers import edited_fields, fingerprint
 from cliniko2nutshell.engine.ops import GROUPS, PHASES, dependents, entity_of, phase_of
-from cliniko2nutshell.engine.recovery import settle_open
+from cliniko2nutshell.engine.recovery import settle, settle_open
 from cliniko2nutshell.engine.runner import KillSwitch
 from cliniko2nutshell.events import Event, EventSink, ignore
 
@@ -258,8 +258,9 @@ def _undo_updates(journal: Journal, run_id: int, taken: set[tuple[str, str]]) ->
     seen: set[tuple[str, str]] = set()
     for e in journal.entries(run_id):
         key = (e.object, e.source_id)
-        if e.state is not State.DONE or _undone(journal, e.seq) or (e.pre_image or {}).get("rollback"):
-            continue
+        pre = e.pre_image or {}
+        if e.state is not State.DONE or _undone(journal, e.seq) or pre.get("rollback") or pre.get("duplicate_of"):
+            continue  # a rollback's own rows, and late copies deleted as duplicates, are never undone
         if e.action is Action.UPDATE and key not in seen and key not in taken:
             seen.add(key)
             current = journal.mapped(*key)
@@ -469,14 +470,21 @@ class RollbackRunner:
                 self.journal.settle(seq, State.VOID, "changed during the rollback")
                 return await self._delete(item)
             except OutcomeUnknown as exc:
-                self.journal.settle(seq, State.UNKNOWN, str(exc))
-                raise
+                # In doubt: look now, as a resume would (a record still there is deleted again).
+                await self._settle(seq, exc)
         if self._kill is not None:
             self._kill.check(item.object, "sent")
-        self.journal.complete(seq, nutshell_id=item.nutshell_id, unmap=(*item.key, item.nutshell_id))
+        if self.journal.entry(seq).state is not State.DONE:
+            self.journal.complete(seq, nutshell_id=item.nutshell_id, unmap=(*item.key, item.nutshell_id))
         if item.entity is Entity.ACTIVITIES:
             self._files_gone_with(item.nutshell_id)
         return "deleted"
+
+    async def _settle(self, seq: int, exc: OutcomeUnknown) -> bool:
+        """A write of this rollback ended in doubt: settle it now by looking in Nutshell (recovery.settle), rather
+        than report the record failed and leave the row for the next run. True when it turned out applied."""
+        self.journal.settle(seq, State.UNKNOWN, str(exc))
+        return await settle(self.journal, self.dest, self.journal.entry(seq))
 
     def _files_gone_with(self, activity_id: str) -> None:
         for m in self.journal.mapped_children(activity_id):
@@ -492,7 +500,7 @@ class RollbackRunner:
         if still is not None and still.nutshell_id == item.nutshell_id:
             self.counts[item.object].skipped += 1  # its activity stayed (edited since): so does the file
 
-    async def _restore(self, item: Item) -> str:
+    async def _restore(self, item: Item, *, again: bool = True) -> str:
         remote = await self.dest.get(item.entity, item.nutshell_id)
         if remote is None:
             raise Gone(f"{item.nutshell_id} is no longer in Nutshell: nothing to restore")
@@ -509,8 +517,11 @@ class RollbackRunner:
             try:
                 restored = await self.dest.update(item.entity, item.nutshell_id, before, remote.rev)
             except OutcomeUnknown as exc:
-                self.journal.settle(seq, State.UNKNOWN, str(exc))
-                raise
+                if await self._settle(seq, exc):
+                    return "restored"
+                if not again:
+                    raise
+                return await self._restore(item, again=False)  # it did not happen: once more
         mapped = self.journal.mapped(item.object, item.source_id)
         if item.restore_hash and mapped is not None:
             # An update undone: the record is back to an earlier write, which a later run may redo.
@@ -534,7 +545,8 @@ class RollbackRunner:
         try:
             back = current if current is not None else await self.dest.undelete(item.entity, item.nutshell_id)
         except OutcomeUnknown as exc:
-            self.journal.settle(seq, State.UNKNOWN, str(exc))
+            if await self._settle(seq, exc):
+                return "restored"
             raise
         origin_run = self._origin_run(item)
         self.journal.complete(

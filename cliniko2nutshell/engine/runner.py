@@ -58,6 +58,10 @@ log = logging.getLogger(__name__)
 
 KILL_ENV = "CLINIKO2NUTSHELL_TEST_KILL"  # "<object>:<n>[:intent|sent|done]": SIGKILL self (kill-and-resume tests)
 MAX_CONSECUTIVE_ERRORS = 25  # unexpected errors in a row: something systematic, stop instead of quarantining all
+# Tries of a create or upload whose outcome stays unknown. Each try after the first follows a look in Nutshell
+# that found nothing, so it cannot make a second copy; at 5% dropped connections, two drops in a row on one
+# record happen in every few thousand writes, four in a row in a few million.
+CREATE_ATTEMPTS = 4
 
 
 class ConflictPolicy(StrEnum):
@@ -106,6 +110,9 @@ class RunSettings:
     cliniko_budget: Callable[[], tuple[int | None, int | None]] | None = None  # (remaining, limit)
     progress_interval: float = 0.25
     tick_interval: float = 1.0
+    # Seconds a request may go on in Nutshell after the client gave up on it (its timeout): late copies of
+    # records sent again are looked for no sooner than this after the last doubtful create (see _late_copies).
+    late_copy_grace: float = 0.0
 
 
 class _Fatal(Exception):
@@ -202,6 +209,7 @@ class Runner:
         self._failed_keys: set[tuple[str, str]] = set()
         self._kill = KillSwitch.from_env()
         self._sink_broken = False
+        self._last_doubt: float | None = None  # when a create last ended in doubt (clock())
 
     # -- control (callable while execute() runs) ---------------------------------------------------------------
     @property
@@ -239,11 +247,16 @@ class Runner:
         self._quarantined_before = set() if self.settings.retry_quarantined else self.journal.quarantine_keys()
         ticker = asyncio.create_task(self._tick())
         try:
-            self._recovered += await settle_open(self.journal, self.dest, self._emit)
+            settled = await settle_open(self.journal, self.dest, self._emit)
+            self._recovered += settled
+            if settled:
+                self._last_doubt = self._clock()
             for phase in PHASES:
                 if self._stopping:
                     break
                 await self._run_phase(phase)
+            if not self._stopping:
+                await self._late_copies()
         except (Unavailable, _Fatal) as exc:
             self._fatal = str(exc)
             log.warning("run %s stopped: %s", self.run.id, exc)
@@ -446,7 +459,7 @@ class Runner:
         elif op.entity is Entity.CONTACTS:
             # if the outcome is lost, the person is looked up by e-mail and name before reading everything
             pre = {"lookup_email": op.email, "lookup_name": payload.get("name")}
-        for attempt in (1, 2):
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
             seq = self.journal.intent(
                 self.run.id, op.object, op.source_id, op.entity.value, Action.CREATE,
                 payload_hash=op.hash, marker=op.marker, parent_id=parent, patient_id=op.patient_id, pre_image=pre,
@@ -455,12 +468,13 @@ class Runner:
             try:
                 remote = await self.dest.create(op.entity, payload)
             except OutcomeUnknown as exc:
+                self._last_doubt = self._clock()
                 self.journal.settle(seq, State.UNKNOWN, str(exc))
                 if await settle(self.journal, self.dest, self.journal.entry(seq)):
                     self._recovered += 1
                     return "created"
-                if attempt == 2:
-                    self._quarantine(op, "error", f"outcome unknown twice: {exc}")
+                if attempt == CREATE_ATTEMPTS:
+                    self._quarantine(op, "error", f"outcome unknown {attempt} times: {exc}")
                     return "failed"
                 continue
             except Rejected as exc:
@@ -647,7 +661,7 @@ class Runner:
             stem, dot, ext = spec.name.rpartition(".")
             name = f"{stem} (v{versions + 1}).{ext}" if dot else f"{spec.name} (v{versions + 1})"
             spec = FileSpec(spec.path, name, spec.size, spec.sha256, spec.content_type)
-        for attempt in (1, 2):
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
             seq = self.journal.intent(
                 self.run.id, op.object, op.source_id, Entity.FILES.value, Action.UPLOAD, payload_hash=op.hash,
                 marker=spec.name, target_id=host, parent_id=host, patient_id=op.patient_id,
@@ -659,8 +673,8 @@ class Runner:
                 self.journal.settle(seq, State.UNKNOWN, str(exc))
                 if await settle(self.journal, self.dest, self.journal.entry(seq)):
                     return "created" if mapped is None else "updated"
-                if attempt == 2:
-                    self._quarantine(op, "error", f"upload outcome unknown twice: {exc}")
+                if attempt == CREATE_ATTEMPTS:
+                    self._quarantine(op, "error", f"upload outcome unknown {attempt} times: {exc}")
                     return "failed"
                 continue
             except (Rejected, Gone) as exc:
@@ -674,6 +688,62 @@ class Runner:
             self._hook(op, "done")
             return "created" if mapped is None else "updated"
         raise AssertionError("unreachable")
+
+    # -- late copies ---------------------------------------------------------------------------------------
+    async def _late_copies(self) -> None:
+        """A create that timed out may still be carried out after a look found nothing and it was sent again:
+        two copies. Once `late_copy_grace` has passed since the last doubtful create, each record of this run
+        whose create was looked for in vain (journal rows void) is looked for again by its marker; copies beside
+        the one in the id map are deleted (to the trash, journaled with `duplicate_of`, which no rollback
+        undoes), and a record left unmapped whose first request landed after all is adopted."""
+        voided = [e for e in self.journal.entries(self.run.id) if e.action is Action.CREATE and e.state is State.VOID]
+        if not voided:
+            return
+        if self._last_doubt is not None:
+            wait = self.settings.late_copy_grace - (self._clock() - self._last_doubt)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        for entry in {(e.object, e.source_id): e for e in voided}.values():
+            mapped = self.journal.mapped(entry.object, entry.source_id)
+            if mapped is None:
+                # Never created as far as we know (quarantined): if the first request landed after all, adopt it.
+                seq = self.journal.intent(
+                    self.run.id, entry.object, entry.source_id, entry.entity, Action.CREATE,
+                    payload_hash=entry.payload_hash, marker=entry.marker, parent_id=entry.parent_id,
+                    patient_id=entry.patient_id, pre_image=entry.pre_image,
+                )  # fmt: skip
+                if not await settle(self.journal, self.dest, self.journal.entry(seq)):
+                    continue
+                mapped = self.journal.mapped(entry.object, entry.source_id)
+                assert mapped is not None
+            entity = Entity(entry.entity)
+            lookup = entry.pre_image or {}
+            found = await self.dest.find_marked(
+                entity,
+                entry.marker or entry.source_id,
+                parent_id=entry.parent_id,
+                email=lookup.get("lookup_email"),
+                name=lookup.get("lookup_name"),
+            )
+            for copy in found:
+                if copy.id == mapped.nutshell_id or self.journal.mapped_by_nutshell_id(copy.id):
+                    continue
+                log.info("run %s: deleting %s, a late copy of %s %s", self.run.id, copy.id, entry.object,
+                         entry.source_id)  # fmt: skip
+                seq = self.journal.intent(
+                    self.run.id, entry.object, entry.source_id, entity.value, Action.DELETE, target_id=copy.id,
+                    parent_id=entry.parent_id, patient_id=entry.patient_id,
+                    pre_image={"duplicate_of": mapped.nutshell_id, "fields": copy.fields},
+                )  # fmt: skip
+                try:
+                    await self.dest.delete(entity, copy.id, copy.rev)
+                except Gone:
+                    pass
+                except (OutcomeUnknown, Conflict) as exc:
+                    self.journal.settle(seq, State.UNKNOWN, str(exc))
+                    await settle(self.journal, self.dest, self.journal.entry(seq))
+                    continue
+                self.journal.complete(seq, nutshell_id=copy.id)
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _map(self, op: Op, remote: Remote, origin: Origin, parent: str | None) -> MapWrite:

@@ -233,20 +233,27 @@ class NutshellClient:
             body["choices"] = list(choices)
         if is_multiple is not None:
             body["isMultiple"] = is_multiple
-        try:
-            answer = await self.rest.request("POST", f"{family.value}/customfield", safety=Safety.UNSAFE, body=body)
-        except NutshellValidationError as exc:
-            if _is_cap_refusal(exc.message, exc.title):
-                raise CustomFieldCapError(
-                    exc.message, status=exc.status, code=exc.code, where=exc.where, title=exc.title
-                ) from exc
-            raise
-        except OutcomeUnknownError:
-            # A definition is found by name, so look rather than guess.
-            existing = await self._find_definition(family, name)
-            if existing is None:
+        for attempt in (1, 2):
+            try:
+                answer = await self.rest.request("POST", f"{family.value}/customfield", safety=Safety.UNSAFE, body=body)
+            except NutshellValidationError as exc:
+                if _is_cap_refusal(exc.message, exc.title):
+                    raise CustomFieldCapError(
+                        exc.message, status=exc.status, code=exc.code, where=exc.where, title=exc.title
+                    ) from exc
+                if attempt > 1 and (existing := await self._find_definition(family, name)) is not None:
+                    return existing  # a first request that timed out landed before this one: "already exists"
                 raise
-            return existing
+            except OutcomeUnknownError:
+                # A definition is found by name, so look rather than guess: there, it is ours; not there, the
+                # request never took effect and sending it again cannot make two.
+                existing = await self._find_definition(family, name)
+                if existing is not None:
+                    return existing
+                if attempt == 2:
+                    raise
+                continue
+            break
         raw = _definition_from_answer(answer, family)
         if raw is not None:
             try:
@@ -463,14 +470,36 @@ class NutshellClient:
 
         # Unconfirmed: what a second POST to the same file uri does; we take it to replace the bytes (the public
         # client that retries this step on 503 assumes so), so re-sending the same bytes is safe to repeat.
-        response, _ = await self._sender.send(
-            build, safety=Safety.IDEMPOTENT, where=where, read_error=read_rest_error, auth=self._auth
-        )
+        try:
+            response, _ = await self._sender.send(
+                build, safety=Safety.IDEMPOTENT, where=where, read_error=read_rest_error, auth=self._auth
+            )
+        except NutshellValidationError:
+            # Refused for what it is (too large, a type Nutshell will not take): the empty reservation would
+            # stay on the patient's activity for ever, so it is taken back before the refusal is passed on.
+            await self._drop_reservation(aid, reserved)
+            raise
         raw = _file_from_answer(response)
         uploaded = FileInfo.from_api(raw) if raw is not None else None
         if uploaded is not None and uploaded.id == reserved.id and uploaded.size:
             return uploaded
         return reserved.model_copy(update={"size": len(data), "mime": content_type or reserved.mime})
+
+    async def _drop_reservation(self, activity_id: NutshellId, reserved: FileInfo) -> None:
+        """Remove an unfilled file from an activity's log note, keeping the others. Unconfirmed (reference §11.10):
+        whether a `logNote.files` list without a file removes it; if Nutshell keeps it, the empty file stays and
+        the next upload of that name fills it instead of reserving another (see `upload_file`)."""
+        try:
+            activity = await self.get_activity(activity_id, via="rpc")
+            keep = [{"entityType": "Files", "id": f.id.number} for f in activity.files if f.id != reserved.id]
+            params = {
+                ACTIVITIES.rpc_id: activity.id.number,
+                "rev": activity.rev or "REV_IGNORE",
+                "activity": {"logNote": {"files": keep}},
+            }
+            await self.rpc.call(ACTIVITIES.rpc_edit, params, safety=Safety.GUARDED)
+        except NutshellError as exc:
+            log.warning("nutshell: could not take back the reservation %s (%s)", reserved.id.rest, type(exc).__name__)
 
     async def _reserve_file(self, activity: Activity, name: str) -> FileInfo:
         before = {f.id for f in activity.files}

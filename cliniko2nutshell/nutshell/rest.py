@@ -69,15 +69,10 @@ class RestTransport:
         def build() -> httpx.Request:
             return self.sender.http.build_request(method, url, params=_query(params), content=content, headers=headers)
 
-        response, _ = await self.sender.send(
-            build, safety=safety, where=where, read_error=read_rest_error, auth=self.auth
+        _, body = await self.sender.send(
+            build, safety=safety, where=where, read_error=read_rest_error, auth=self.auth, parse=json_body
         )
-        try:
-            return json_body(response)
-        except ValueError:
-            raise ProtocolError(
-                f"Nutshell answered HTTP {response.status_code} with a body that is not JSON", where=where
-            ) from None
+        return body
 
     async def pages(
         self,

@@ -160,11 +160,9 @@ class RpcTransport:
             return self.sender.http.build_request("POST", url, content=content, headers=headers)
 
         where = f"rpc {method}"
-        response, _ = await self.sender.send(build, safety=safety, where=where, read_error=read_rpc_error, auth=auth)
-        try:
-            body = response.json()
-        except ValueError:
-            raise ProtocolError("Nutshell answered with a body that is not JSON", where=where) from None
+        _, body = await self.sender.send(
+            build, safety=safety, where=where, read_error=read_rpc_error, auth=auth, parse=lambda r: r.json()
+        )
         if not isinstance(body, dict) or "result" not in body:
             raise ProtocolError("a JSON-RPC answer without `result`", where=where)
         return body["result"]

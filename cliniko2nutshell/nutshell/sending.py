@@ -120,9 +120,13 @@ class Sender:
         read_error: ErrorReader,
         auth: httpx.Auth | None = None,
         consume: Callable[[httpx.Response], Awaitable[T]] | None = None,
+        parse: Callable[[httpx.Response], T] | None = None,
     ) -> tuple[httpx.Response, T | None]:
         """Send until an answer that is not worth repeating. Returns the response (body read) and what
-        `consume` made of it (consume runs inside the retry loop, so a body dropped midway is retried too)."""
+        `consume` made of it (consume runs inside the retry loop, so a body dropped midway is retried too), or
+        what `parse` read from a successful body. A body `parse` cannot read (ValueError: cut short, garbled by
+        a proxy) is a failed try like a dropped connection: repeated where that is safe, and for a create it
+        is OutcomeUnknownError, since Nutshell answered 2xx and so probably did it."""
         attempt = 0
         rate_limited = 0
         ambiguous = False  # an earlier try of this write may have been applied
@@ -217,8 +221,28 @@ class Sender:
                 continue
 
             error = read_error(response)
-            if error is None:
+            if error is None and parse is None:
                 return response, consumed
+            if error is None:
+                assert parse is not None
+                try:
+                    return response, parse(response)
+                except ValueError as exc:
+                    reason = f"an unreadable answer (HTTP {status})"
+                    if safety is Safety.UNSAFE:
+                        self._unknown(where, reason)
+                        raise OutcomeUnknownError(
+                            f"Nutshell answered HTTP {status} to a write, but the answer could not be read; "
+                            "it was probably applied",
+                            cause=exc,
+                            status=status,
+                            where=where,
+                        ) from exc
+                    ambiguous = ambiguous or write
+                    if attempt >= self.policy.attempts:
+                        raise self._exhausted(where, reason, ambiguous, exc, status) from exc
+                    await self._retry(where, attempt, reason)
+                    continue
             if ambiguous and write and isinstance(error, ConflictError | NotFoundError):
                 self._unknown(where, f"HTTP {status} after an ambiguous failure")
                 raise OutcomeUnknownError(

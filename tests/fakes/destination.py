@@ -33,9 +33,10 @@ class Fault:
 
     op: str  # create | update | delete | upload | get | find
     entity: Entity | None = None
-    kind: str = "unknown"  # unknown | rejected | unavailable | conflict
+    kind: str = "unknown"  # unknown | rejected | unavailable | conflict | late (create: answer lost, done later)
     after: bool = True
     times: int = 1
+    delay: float = 0.2  # late: seconds until the create is carried out, after the caller gave up on it
 
 
 @dataclass
@@ -116,6 +117,13 @@ class FakeNutshell:
     async def create(self, entity: Entity, payload: dict[str, Any]) -> Remote:
         await asyncio.sleep(0)  # a real call yields to the loop: the dashboard's ticker runs meanwhile
         self.calls.append(("create", entity.value))
+        late = next((f for f in self.faults if f.op == "create" and f.kind == "late" and f.times > 0
+                     and f.entity in (None, entity)), None)  # fmt: skip
+        if late is not None:
+            # A request that outlives the caller's timeout: carried out after the caller has given up on it.
+            late.times -= 1
+            asyncio.get_running_loop().call_later(late.delay, self._new, entity, copy.deepcopy(payload))
+            raise OutcomeUnknown(f"timed out during create ({late.delay} s until it lands)")
         self._fault("create", entity, False)
         if any(isinstance(v, str) and v == "REJECT ME" for v in payload.values()):
             raise Rejected("Invalid value")
