@@ -593,7 +593,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         )
         from cliniko2nutshell.cli_text import format_run
 
-        diff = f"Diff: {len(result.diff.problems)} field(s) differ from what the map expects"
+        diff = f"Diff: {result.diff.describe()}" if result.finished else "The sample stopped before its diff."
         return _print_result(args, result.summary if args.json else result, format_run(result.summary, [diff]))
 
     return _engine_command(args, "sample", work)

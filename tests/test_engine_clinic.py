@@ -288,3 +288,73 @@ async def test_the_skip_policy_journals_what_it_leaves_out_so_reconcile_balances
     assert rec.lines["person"].skipped >= 1 and not rec.missing
     await engine.full()  # nothing changed: the same skips are not journaled again
     assert len(audit_entries(engine.project.store, AuditFilter(action="skip"))) == len(skips)
+
+
+async def test_the_sample_diff_reads_as_a_person_reads_it_and_is_kept_in_the_project(clinic) -> None:
+    import re
+
+    from cliniko2nutshell.engine.api import last_sample
+
+    engine, _, _, _, _ = clinic
+
+    async def users() -> dict[str, str]:
+        return {FALLBACK: "Fallback Owner"}
+
+    engine.user_names = users
+    result = await engine.sample(SampleOptions(size=100))
+    rows = result.diff.rows
+    # times are read in the clinic's zone: never Unix seconds or UTC text, and a change of notation is a match
+    times = [r for r in rows if r.field in ("startTime", "endTime")]
+    assert times and all(r.status is not Status.TRANSFORMED for r in times)
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})? [A-Z+\-0-9]+", r.expected or "") for r in times)
+    assert any(r.reformatted for r in times)
+    assert not [r for r in rows if re.fullmatch(r"1[5-9]\d{8}", r.expected or "")]
+    assert not [r for r in rows if (r.stored or "").endswith("-activityTypes") or (r.stored or "") == FALLBACK]
+    # every transformation says why
+    assert all(r.note for r in rows if r.status is Status.TRANSFORMED)
+    # per record, problems first; the records with problems first
+    records = result.diff.records()
+    flags = [bool(r.problems) for r in records]
+    assert flags == sorted(flags, reverse=True) and flags[0]
+    for rec in records:
+        order = [r.problem for r in rec.fields]
+        assert order == sorted(order, reverse=True)
+    # the HTML report has the same layout and no API encodings
+    html = Path(next(p for p in result.reports if p.endswith(".html"))).read_text()
+    assert html.index("Records with problems") < html.index("Records the map changed")
+    assert not re.search(r">1[5-9]\d{8}<", html)
+    # readable after a restart: the project keeps the last sample's diff
+    info = last_sample(engine.project)
+    assert info.run is not None and info.run.id == result.summary.run_id and info.undone_by is None
+    assert info.diff is not None and info.diff.rows == rows
+    assert any(r.stored == "Fallback Owner" for r in rows if r.field == "links.owner")
+
+
+async def test_a_stopped_sample_resumes_and_is_diffed_then_undone(clinic) -> None:
+    from cliniko2nutshell.engine.api import last_sample
+
+    engine, dest, _, _, _ = clinic
+    before = dest.state()
+    runner = engine.sample_runner(SampleOptions(size=100))
+    runner.stop()  # at once: nothing written, the run resumable
+    stopped = await runner.execute()
+    assert not stopped.finished and stopped.diff.rows == []
+    assert last_sample(engine.project).diff is None
+    resumed = await engine.sample_runner(resume=stopped.summary.run_id).execute()
+    assert resumed.finished and resumed.summary.run_id == stopped.summary.run_id and resumed.diff.rows
+    assert last_sample(engine.project).diff.run_id == stopped.summary.run_id  # type: ignore[union-attr]
+    with pytest.raises(EngineError, match="nothing to resume"):
+        engine.sample_runner(resume=stopped.summary.run_id)
+    # the diff can be taken again while the map is the same; not once it changed
+    again, _ = await engine.diff_sample_run()
+    assert again.counts() == resumed.diff.counts()
+    engine.mapping = engine.mapping.model_copy(update={"version": engine.mapping.version + 1})
+    with pytest.raises(EngineError, match="the map changed"):
+        await engine.diff_sample_run()
+    # undone: the sample knows it, and running it again does not undo it twice
+    undo = await engine.rollback(RollbackScope(ScopeKind.RUN, resumed.summary.run_id))
+    assert last_sample(engine.project).undone_by == undo.summary.run_id
+    assert dest.state() == before
+    again_result = await engine.sample(last_sample(engine.project).options)
+    assert again_result.rollback is None and again_result.finished
+    assert set(again_result.selection.patients) == set(resumed.selection.patients)

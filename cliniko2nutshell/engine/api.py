@@ -14,6 +14,7 @@ run; `pause()`, `resume()` and `stop()` are there for the dashboard.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,8 +23,10 @@ from cliniko2nutshell.engine.counts import RunSummary
 from cliniko2nutshell.engine.destination import Destination
 from cliniko2nutshell.engine.destination_nutshell import NutshellDestination
 from cliniko2nutshell.engine.diff import DiffReport, diff_sample
+from cliniko2nutshell.engine.diff_store import load_diff, save_diff
 from cliniko2nutshell.engine.journal import Journal, Outcome, Run, RunKind, RunStatus
 from cliniko2nutshell.engine.plan import Plan, PlanScope, activity_type_ids
+from cliniko2nutshell.engine.readable import Readable
 from cliniko2nutshell.engine.reconcile import Reconciliation, reconcile
 from cliniko2nutshell.engine.reports import write_diff, write_reconciliation, write_rollback
 from cliniko2nutshell.engine.rollback import Preview, RollbackRunner, RollbackScope, ScopeKind, Verification, preview
@@ -34,7 +37,7 @@ from cliniko2nutshell.engine.runner import (
     Runner,
     RunSettings,
 )
-from cliniko2nutshell.engine.sample import DEFAULT_SIZE, SampleSelection, select_sample
+from cliniko2nutshell.engine.sample import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, SampleSelection, select_sample
 from cliniko2nutshell.events import EventSink, ignore
 from cliniko2nutshell.mapping.catalog import Catalog
 from cliniko2nutshell.mapping.mapfile import load_map
@@ -70,17 +73,62 @@ class SampleOptions:
 
 @dataclass(slots=True)
 class SampleResult:
-    summary: RunSummary
+    summary: RunSummary  # the sample run's (or, when it stopped while undoing the previous sample, the rollback's)
     selection: SampleSelection
-    diff: DiffReport
+    diff: DiffReport  # empty unless the sample finished
     reports: list[str] = field(default_factory=list)
     rollback: RollbackResult | None = None
+
+    @property
+    def finished(self) -> bool:
+        """The sample ran to its end and was diffed (else it stopped, and resumes with its run id)."""
+        return self.summary.kind == RunKind.SAMPLE.value and self.summary.status is RunStatus.FINISHED
 
     @property
     def outcome(self) -> Outcome:
         if self.summary.outcome is Outcome.FAILURE:
             return Outcome.FAILURE
         return Outcome.PARTIAL if self.summary.outcome is Outcome.PARTIAL or self.diff.problems else Outcome.SUCCESS
+
+
+@dataclass(frozen=True, slots=True)
+class SampleInfo:
+    """The project's last sample, read without touching the network (the wizard's Sample step and diff viewer)."""
+
+    run: Run | None  # the last sample run, whatever its status
+    undone_by: int | None = None  # the finished rollback run that undid it
+    diff: DiffReport | None = None  # its diff as stored (None: not diffed yet, e.g. stopped, or resumed elsewhere)
+
+    @property
+    def patients(self) -> tuple[str, ...]:
+        return tuple(self.run.options.get("patients") or ()) if self.run is not None else ()
+
+    @property
+    def named(self) -> bool:
+        return bool(self.run is not None and self.run.options.get("named"))
+
+    @property
+    def options(self) -> SampleOptions:
+        """The options that take the same slice again (for "run it again" with a new map version)."""
+        if self.named:
+            return SampleOptions(patients=list(self.patients), rollback_previous=True)
+        size = int(self.run.options.get("size") or DEFAULT_SIZE) if self.run is not None else DEFAULT_SIZE
+        return SampleOptions(size=min(max(size, MIN_SIZE), MAX_SIZE), rollback_previous=True)
+
+
+def last_sample(project: Project) -> SampleInfo:
+    """The last sample run, whether a rollback undid it since, and its stored diff."""
+    journal = Journal(project.store)
+    run = journal.last_run(RunKind.SAMPLE)
+    if run is None:
+        return SampleInfo(None)
+    undone = None
+    for r in journal.runs(RunKind.ROLLBACK):
+        scope = r.options.get("scope") or {}
+        covers = scope.get("kind") == ScopeKind.EVERYTHING.value or scope.get("run_id") == run.id
+        if r.id > run.id and r.status is RunStatus.FINISHED and covers:
+            undone = r.id
+    return SampleInfo(run, undone, load_diff(project.store, run.id))
 
 
 @dataclass(slots=True)
@@ -203,6 +251,8 @@ class Engine:
         # How long Nutshell may go on with a request the client gave up on: set from the client's timeout.
         # Unconfirmed: whether Nutshell stops work on a dropped request; we assume it may finish it.
         self.late_copy_grace = 0.0
+        # Nutshell's users by id -> name, read when a diff needs them (set by `connect`; none in tests).
+        self.user_names: Callable[[], Awaitable[dict[str, str]]] = _no_users
         self.journal = Journal(project.store)
         self._verify()
         # We hold the project lock: a run still "running" belongs to a process that died.
@@ -237,6 +287,11 @@ class Engine:
         )
         engine.activity_types = activity_type_ids((t.name, t.id.rest) for t in await client.list_activity_types())
         engine.late_copy_grace = float(client.policy.timeout.read or 0.0)
+
+        async def user_names() -> dict[str, str]:
+            return {u.id.rest: u.name for u in await client.list_users()}
+
+        engine.user_names = user_names
         return engine
 
     # -- helpers ---------------------------------------------------------------------------------------------
@@ -337,26 +392,45 @@ class Engine:
         return await self.retry_runner(options).execute()
 
     # -- sample --------------------------------------------------------------------------------------------
-    async def sample(self, options: SampleOptions | None = None) -> SampleResult:
-        options = options or SampleOptions()
+    def sample_runner(self, options: SampleOptions | None = None, *, resume: int | None = None) -> SampleRunner:
+        """The sample as one steerable run (see SampleRunner); with `resume`, carry on that stopped sample run."""
         self._check_map(confirmed=False)
-        undone = None
-        if options.rollback_previous and (last := self.journal.last_run(RunKind.SAMPLE)) is not None:
-            undone = await self.rollback(RollbackScope(ScopeKind.RUN, last.id))
+        run = None
+        if resume is not None:
+            run = self.journal.run(resume)
+            if run.kind is not RunKind.SAMPLE:
+                raise EngineError(f"run {resume} is a {run.kind.value} run, not a sample")
+            if run.status is RunStatus.FINISHED:
+                raise EngineError(f"sample run {resume} finished; nothing to resume")
+        return SampleRunner(self, options or SampleOptions(), run)
+
+    async def sample(self, options: SampleOptions | None = None) -> SampleResult:
+        return await self.sample_runner(options).execute()
+
+    async def diff_sample_run(self, run_id: int | None = None, *, workers: int = 8) -> tuple[DiffReport, list[str]]:
+        """Read every record of a finished sample run (the last when no id is given) back from Nutshell and
+        compare it with the map: the diff is kept in the project (the last sample's) and written to reports/.
+        A sample diffs itself when it ends; this is for a sample resumed elsewhere, or to look again."""
+        run = self.journal.run(run_id) if run_id is not None else self.journal.last_run(RunKind.SAMPLE)
+        if run is None or run.kind is not RunKind.SAMPLE:
+            raise EngineError("there is no sample run to compare")
+        if run.status is not RunStatus.FINISHED:
+            raise EngineError(f"sample run {run.id} is {run.status.value}: resume it first")
+        if run.map_version != self.mapping.version:
+            raise EngineError(f"the map changed since sample run {run.id} (version {run.map_version}, now "
+                              f"{self.mapping.version}): run the sample again to see the new map's result")  # fmt: skip
         catalog = self._catalog()
-        selection = select_sample(self.project.store, catalog, options.size, seed=options.seed,
-                                  patients=options.patients)  # fmt: skip
-        run = self._start(RunKind.SAMPLE, {"patients": list(selection.patients), "size": len(selection.patients),
-                                           "named": selection.named})  # fmt: skip
-        plan = self.plan(PlanScope(frozenset(selection.patients)), catalog)
-        runner = Runner(self.journal, self.dest, run, plan, self._settings(RunOptions(workers=options.workers)),
-                        self.sink)  # fmt: skip
-        summary = await runner.execute()
+        plan = self.plan(PlanScope(frozenset(run.options.get("patients") or [])), catalog)
+        return await self._diff(run, plan, catalog, workers)
+
+    async def _diff(self, run: Run, plan: Plan, catalog: Catalog, workers: int) -> tuple[DiffReport, list[str]]:
         ops = [op for phase_ops in (plan.ops(p) for p in _phases()) for op in phase_ops]
-        diff = await diff_sample(run.id, ops, self.journal, self.dest, self.project.store, workers=options.workers)
-        paths = [str(p) for p in write_diff(diff, self.project.reports_dir)]
-        summary.reports += paths
-        return SampleResult(summary, selection, diff, paths, undone)
+        types = {type_id: name for name, type_id in self.activity_types.items()}
+        readable = Readable(catalog.time_zone, await self.user_names(), types)
+        diff = await diff_sample(run.id, ops, self.journal, self.dest, self.project.store, workers=workers,
+                                 readable=readable, mapping=self.mapping)  # fmt: skip
+        save_diff(self.project.store, diff)
+        return diff, [str(p) for p in write_diff(diff, self.project.reports_dir)]
 
     # -- delta ---------------------------------------------------------------------------------------------
     async def delta(self, cliniko_client: Any, options: RunOptions | None = None) -> DeltaResult:
@@ -451,13 +525,96 @@ class Engine:
         return RollbackRunner(self.journal, self.dest, run, scope, force=bool(run.options.get("force")),
                               sink=self.sink)  # fmt: skip
 
-    async def rollback(self, scope: RollbackScope, *, force: bool = False) -> RollbackResult:
-        """Undo `scope`; call `rollback_preview` first and show it to the user."""
+    async def rollback(
+        self, scope: RollbackScope, *, force: bool = False, steer: Callable[[RollbackRunner], None] | None = None
+    ) -> RollbackResult:
+        """Undo `scope`; call `rollback_preview` first and show it to the user. `steer` receives the runner (to
+        pause or stop it) before it starts."""
         before = await preview(self.journal, None, scope)
-        summary, verification = await self.rollback_runner(scope, force=force).execute()
+        runner = self.rollback_runner(scope, force=force)
+        if steer is not None:
+            steer(runner)
+        summary, verification = await runner.execute()
         paths = [str(p) for p in write_rollback(before, self.project.reports_dir, summary, verification)]
         summary.reports += paths
         return RollbackResult(summary, verification, before, paths)
+
+
+async def _no_users() -> dict[str, str]:
+    return {}
+
+
+class SampleRunner:
+    """A sample as one steerable run: undo the previous sample first (when asked), migrate the slice, then read
+    every record back and diff it (kept in the project, written to reports/). `pause`, `resume` and `stop` reach
+    whichever part is running; a stopped sample is carried on by `Engine.sample_runner(resume=run_id)`, which
+    diffs it when it ends."""
+
+    def __init__(self, engine: Engine, options: SampleOptions, run: Run | None = None) -> None:
+        self.engine = engine
+        self.options = options
+        self.run = run  # the stopped sample run to carry on, if any
+        self._current: Runner | RollbackRunner | None = None
+        self._paused = False
+        self._stopping = False
+
+    def _follow(self, runner: Runner | RollbackRunner) -> None:
+        self._current = runner
+        if self._stopping:
+            runner.stop()
+        elif self._paused:
+            runner.pause()
+
+    def pause(self) -> None:
+        self._paused = True
+        if self._current is not None:
+            self._current.pause()
+
+    def resume(self) -> None:
+        self._paused = False
+        if self._current is not None:
+            self._current.resume()
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._current is not None:
+            self._current.stop()
+
+    async def execute(self) -> SampleResult:
+        e = self.engine
+        undone = None
+        if self.run is None and self.options.rollback_previous:
+            info = last_sample(e.project)
+            if info.run is not None and info.undone_by is None:
+                undone = await e.rollback(RollbackScope(ScopeKind.RUN, info.run.id), steer=self._follow)
+                if undone.summary.status is not RunStatus.FINISHED or self._stopping:
+                    # stopped (or failed) while undoing the previous sample: the new one has not started
+                    return SampleResult(undone.summary, SampleSelection(()), DiffReport(undone.summary.run_id),
+                                        [], undone)  # fmt: skip
+        catalog = e._catalog()
+        if self.run is not None:
+            run = self.run
+            patients = list(run.options.get("patients") or [])
+            selection = select_sample(e.project.store, catalog, patients=patients)
+            if e.durable:
+                e.journal.durable()
+            e.journal.set_run_status(run.id, RunStatus.RUNNING)
+        else:
+            options = self.options
+            selection = select_sample(e.project.store, catalog, options.size, seed=options.seed,
+                                      patients=options.patients)  # fmt: skip
+            run = e._start(RunKind.SAMPLE, {"patients": list(selection.patients), "size": len(selection.patients),
+                                            "named": selection.named})  # fmt: skip
+        plan = e.plan(PlanScope(frozenset(selection.patients)), catalog)
+        runner = Runner(e.journal, e.dest, run, plan, e._settings(RunOptions(workers=self.options.workers)), e.sink)
+        self._follow(runner)
+        summary = await runner.execute()
+        self._current = None
+        if summary.status is not RunStatus.FINISHED:
+            return SampleResult(summary, selection, DiffReport(run.id), [], undone)
+        diff, paths = await e._diff(run, plan, catalog, self.options.workers)
+        summary.reports += paths
+        return SampleResult(summary, selection, diff, paths, undone)
 
 
 def _phases() -> tuple[Any, ...]:

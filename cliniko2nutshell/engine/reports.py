@@ -11,7 +11,8 @@ import html
 from pathlib import Path
 
 from cliniko2nutshell.engine.counts import RunSummary
-from cliniko2nutshell.engine.diff import DiffReport
+from cliniko2nutshell.engine.diff import DiffReport, DiffRow, RecordDiff, Status
+from cliniko2nutshell.engine.readable import object_label
 from cliniko2nutshell.engine.reconcile import Reconciliation
 from cliniko2nutshell.engine.rollback import Preview, Verification
 from cliniko2nutshell.mapping.report_writers import html_page, html_table, timestamp, write_csv
@@ -29,28 +30,88 @@ def _write_html(path: Path, title: str, parts: list[str]) -> Path:
     return path
 
 
+DIFF_HEADER = ["status", "object", "cliniko id", "nutshell id", "patient id", "field", "cliniko value", "expected",
+               "in nutshell", "why", "same, shown differently"]  # fmt: skip
+_FIELD_HEADER = ["Field", "Cliniko", "Expected (through the map)", "In Nutshell", "Status", "Why"]
+_STATUS_TEXT = {"mismatch": "✗ mismatch", "missing": "✗ missing", "truncated": "! truncated",
+                "transformed": "→ transformed", "match": "✓ match"}  # fmt: skip
+
+
 def write_diff(report: DiffReport, reports_dir: Path) -> tuple[Path, Path]:
+    """The sample diff per record, records with problems first, each record's problems first (CSV: one row a
+    field, in that order; HTML: a section a record, what matches folded away)."""
     stem = reports_dir / f"sample-diff-run{report.run_id}-{timestamp()}"
-    header = ["status", "object", "cliniko id", "nutshell id", "field", "cliniko value", "expected", "stored", "note"]
+    records = report.records()
     rows = [
-        [r.status.value, r.object, r.source_id, r.nutshell_id, r.field, r.source, r.expected, r.stored, r.note]
-        for r in report.rows
-    ]
-    csv_path = write_csv(stem.with_suffix(".csv"), header, rows)
+        [r.status.value, r.object, r.source_id, r.nutshell_id, r.patient_id, r.label or r.field, r.source,
+         r.expected, r.stored, r.note, "yes" if r.reformatted else ""]
+        for rec in records for r in rec.fields
+    ]  # fmt: skip
+    csv_path = write_csv(stem.with_suffix(".csv"), DIFF_HEADER, rows)
+    return csv_path, _write_html(stem.with_suffix(".html"), "Sample diff", _diff_html(report, records))
+
+
+def _diff_html(report: DiffReport, records: list[RecordDiff]) -> list[str]:
+    e = html.escape
     counts = report.counts()
+    with_problems = [r for r in records if r.problems]
+    transformed = [r for r in records if not r.problems and r.transformed]
+    clean = [r for r in records if not r.problems and not r.transformed]
+    version = f", map version {report.map_version}" if report.map_version is not None else ""
     parts = [
-        f"<h1>Sample diff (run {report.run_id})</h1>",
-        f'<p class="note">{html.escape(DIFF_NOTE)}</p>',
-        html_table(list(counts), [list(counts.values())]),
+        f"<h1>Sample diff (run {report.run_id}{version})</h1>",
+        f'<p class="note">{e(DIFF_NOTE)}</p>',
+        f"<p>{len(records)} records: <strong>{len(with_problems)} with problems</strong> "
+        f"({counts['mismatch']} mismatched, {counts['missing']} missing, {counts['truncated']} truncated fields), "
+        f"{len(transformed)} changed by the map as it says ({counts['transformed']} fields, each with its reason), "
+        f"{len(clean)} identical. {report.reformatted} fields hold the same value in a different notation "
+        "(e.g. a time as UTC text in Cliniko and Unix seconds in Nutshell): they count as matches.</p>",
+        "<h2>How the map changed values</h2>",
+        html_table(
+            ["object", "field", "fields changed", "why"],
+            [[object_label(o), f, n, why] for o, f, why, n in report.transformations()],
+        ),
         "<h2>By object</h2>",
         html_table(
             ["object", *counts],
-            [[obj, *(c.get(s, 0) for s in counts)] for obj, c in report.by_object().items()],
+            [[object_label(obj), *(c.get(s, 0) for s in counts)] for obj, c in report.by_object().items()],
         ),
-        "<h2>Fields (mismatches first)</h2>",
-        html_table(header, rows, classes=[_css(r.status.value) for r in report.rows]),
+        f"<h2>Records with problems ({len(with_problems)})</h2>",
     ]
-    return csv_path, _write_html(stem.with_suffix(".html"), "Sample diff", parts)
+    parts += [_record_html(r, open_=True) for r in with_problems] or ["<p>None.</p>"]
+    parts.append(f"<h2>Records the map changed ({len(transformed)})</h2>")
+    parts += [_record_html(r, open_=False) for r in transformed] or ["<p>None.</p>"]
+    parts.append(f"<h2>Records identical in Nutshell ({len(clean)})</h2>")
+    if clean:
+        parts.append(
+            f"<details><summary>{len(clean)} records</summary>"
+            + html_table(["record", "title", "cliniko id", "nutshell id", "fields"],
+                         [[r.label, r.title, r.source_id, r.nutshell_id, len(r.fields)] for r in clean])
+            + "</details>"
+        )  # fmt: skip
+    return parts
+
+
+def _record_html(rec: RecordDiff, *, open_: bool) -> str:
+    e = html.escape
+    shown = [r for r in rec.fields if r.status is not Status.MATCH]
+    matches = [r for r in rec.fields if r.status is Status.MATCH]
+    summary = f"{len(rec.problems)} problem(s), " if rec.problems else ""
+    summary += f"{rec.transformed} transformed, {len(matches)} matching"
+    head = (f"<summary><strong>{e(rec.label)}: {e(rec.title)}</strong> · Cliniko {e(rec.source_id)} · "
+            f"Nutshell {e(rec.nutshell_id or '–')} · {e(summary)}</summary>")  # fmt: skip
+
+    def table(rows: list[DiffRow]) -> str:
+        return html_table(
+            _FIELD_HEADER,
+            [[r.label or r.field, r.source, r.expected, r.stored, _STATUS_TEXT[r.status.value], r.note] for r in rows],
+            classes=[_css(r.status.value) for r in rows],
+        )
+
+    body = table(shown) if shown else ""
+    if matches:
+        body += f"<details><summary>{len(matches)} matching field(s)</summary>{table(matches)}</details>"
+    return f"<details{' open' if open_ else ''}>{head}{body}</details>"
 
 
 def _css(status: str) -> str:

@@ -228,6 +228,29 @@ MIGRATIONS: list[str] = [
     DROP INDEX IF EXISTS cliniko_records_invoice;
     CREATE INDEX cliniko_records_invoice_id ON cliniko_records (object, invoice_id, id);
     """,
+    # 8: the last sample's field-level diff (engine/diff_store.py), so the wizard's diff viewer reads it after a
+    # restart without reading Nutshell again. Field values as a person reads them: PHI, like the records above.
+    """
+    CREATE TABLE sample_diff (
+        run_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,          -- the diff's own order (problems first)
+        object TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        nutshell_id TEXT,
+        patient_id TEXT,
+        field TEXT NOT NULL,
+        label TEXT NOT NULL,
+        kind TEXT NOT NULL,                 -- what the value is, for screen-share masking
+        source TEXT,
+        expected TEXT,
+        stored TEXT,
+        status TEXT NOT NULL,               -- match | transformed | truncated | missing | mismatch
+        note TEXT NOT NULL DEFAULT '',
+        reformatted INTEGER NOT NULL DEFAULT 0,
+        map_version INTEGER,
+        PRIMARY KEY (run_id, position)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 # The index each foreign-key look-up of `iter_records` goes through. Named, because without statistics (a fresh
