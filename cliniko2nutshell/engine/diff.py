@@ -27,6 +27,7 @@ from cliniko2nutshell.engine.journal import Journal, Origin
 from cliniko2nutshell.engine.ops import OBJECTS, Op, RecordRef
 from cliniko2nutshell.engine.readable import (
     SHOWN_DIFFERENTLY,
+    SOURCE_OBJECTS,
     Readable,
     Sensitivity,
     field_label,
@@ -254,18 +255,6 @@ def _get(fields: dict[str, Any], path: str) -> Any:
 
 # -- the Cliniko side ------------------------------------------------------------------------------------------
 
-_STORE_OBJECT = {
-    "person": "patients",
-    "company": "contacts",
-    "business_company": "businesses",
-    "appointment": "individual_appointments",
-    "attendance": "attendees",
-    "communication": "communications",
-    "medical_alert": "medical_alerts",
-    "treatment_note": "treatment_notes",
-    "treatment_note_activity": "treatment_notes",
-    "attachment_activity": "patient_attachments",
-}
 # Cliniko fields behind a target, where one field is the whole source.
 _RAW_SOURCES: dict[tuple[str, str], str] = {
     ("person", "emails"): "email",
@@ -298,8 +287,8 @@ def _named(store: Store, object_: str, id_: str | None, key: str) -> str | None:
 def _source(store: Store, op: Op, path: str) -> Any:
     """The Cliniko value behind `path`, in the shape the payload gives it (so both read alike); None where the
     value is derived from several fields or records."""
-    table = _STORE_OBJECT.get(op.object)
-    raw = store.get_record(table, op.source_id) if table else None
+    tables = SOURCE_OBJECTS.get(op.object)
+    raw = store.get_record(tables[0], op.source_id) if tables else None
     if raw is None:
         return None
     if (name := _RAW_SOURCES.get((op.object, path))) is not None:

@@ -226,8 +226,8 @@ def address(parts: Mapping[str, Any]) -> str | None:
 
 # -- why a value changed on its way (the map's own words first) ------------------------------------------------
 
-# The Cliniko objects whose rules fill each migration object's fields.
-RULE_OBJECTS: dict[str, tuple[str, ...]] = {
+# The Cliniko objects whose records and rules make each migration object (the first holds the record itself).
+SOURCE_OBJECTS: dict[str, tuple[str, ...]] = {
     "person": ("patients", "invoices"),
     "company": ("contacts",),
     "business_company": ("businesses",),
@@ -269,7 +269,7 @@ def reason(mapping: MigrationMap | None, object_: str, path: str) -> str:
     does, else what the structured field always does."""
     target = path.removeprefix("links.")
     labels: list[str] = []
-    for obj in RULE_OBJECTS.get(object_, ()) if mapping is not None else ():
+    for obj in SOURCE_OBJECTS.get(object_, ()) if mapping is not None else ():
         om = mapping.objects.get(obj) if mapping is not None else None
         for rule in om.rules() if om is not None else []:
             if path == "description" and rule.target.startswith("description."):
