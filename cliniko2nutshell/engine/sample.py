@@ -107,3 +107,101 @@ def select_sample(
 
 def _covering(strata: dict[str, set[str]], chosen: set[str]) -> dict[str, tuple[str, ...]]:
     return {s: tuple(sorted(who & chosen)) for s, who in sorted(strata.items())}
+
+
+# -- what a slice covers, as a person reads it -------------------------------------------------------------------
+
+STRATUM_KINDS = {"appointment_type": "Appointment type", "invoice_status": "Invoice status",
+                 "practitioner": "Practitioner"}  # fmt: skip
+STRATUM_PLURALS = {"appointment_type": "Appointment types", "invoice_status": "Invoice statuses",
+                   "practitioner": "Practitioners"}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Stratum:
+    kind: str  # appointment_type | invoice_status | practitioner
+    id: str
+    name: str  # the appointment type's or practitioner's name, the invoice status's word
+    patients: int  # sampled patients who have it (0: the slice does not cover it)
+
+    @property
+    def covered(self) -> bool:
+        return self.patients > 0
+
+
+def strata_of(selection: SampleSelection, catalog: Catalog) -> list[Stratum]:
+    """Every stratum of the clinic with how many of the slice's patients cover it, in kind then name order."""
+    from cliniko2nutshell.mapping.activities import INVOICE_STATUS
+
+    def name(kind: str, id_: str) -> str:
+        if kind == "appointment_type":
+            t = catalog.appointment_types.get(id_)
+            return (t.name if t is not None else None) or f"appointment type {id_}"
+        if kind == "practitioner":
+            return catalog.practitioner_name(id_) or f"practitioner {id_}"
+        return INVOICE_STATUS.get(int(id_), f"status {id_}") if id_.isdigit() else id_
+
+    out = []
+    for key in [*selection.strata, *selection.uncovered]:
+        kind, _, id_ = key.partition(":")
+        out.append(Stratum(kind, id_, name(kind, id_), len(selection.strata.get(key, ()))))
+    order = list(STRATUM_KINDS)
+    return sorted(out, key=lambda s: (order.index(s.kind) if s.kind in order else 9, s.name.lower(), s.id))
+
+
+# -- naming patients: search the store, a page at a time ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PatientHit:
+    id: str
+    name: str
+    date_of_birth: str | None
+    email: str | None
+    archived: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PatientPage:
+    hits: tuple[PatientHit, ...]
+    total: int  # patients matching the search
+    offset: int
+
+
+# One pass over the patients: each row's JSON read once, the words matched against one lower-cased text of its
+# name, e-mail and id, the total counted in the same scan (tests/benchmarks/bench_patient_search.py).
+_SEARCH_SQL = """
+WITH p AS (
+    SELECT id, archived, json_extract(raw, '$.first_name') AS first, json_extract(raw, '$.last_name') AS last,
+           json_extract(raw, '$.label') AS label, json_extract(raw, '$.email') AS email,
+           json_extract(raw, '$.date_of_birth') AS dob
+    FROM cliniko_records WHERE object = 'patients'
+), m AS (
+    SELECT *, lower(coalesce(first, '') || ' ' || coalesce(last, '') || ' ' || coalesce(email, '') || ' ' || id)
+           AS hay
+    FROM p
+)
+SELECT id, archived, first, last, label, email, dob, count(*) OVER () AS total FROM m WHERE {where}
+ORDER BY lower(coalesce(last, '')), lower(coalesce(first, '')), id LIMIT ? OFFSET ?
+"""
+
+
+def search_patients(store: Store, text: str = "", *, limit: int = 50, offset: int = 0) -> PatientPage:
+    """Patients whose name, e-mail or Cliniko id contains every word of `text` (case-insensitive), by last then
+    first name, `limit` at a time from `offset`: a screen pages through a clinic of any size without loading it."""
+    words = [w for w in text.casefold().split() if w]
+    likes = ["%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for w in words]
+    where = " AND ".join(["hay LIKE ? ESCAPE '\\'"] * len(likes)) or "1"
+    rows = store.conn.execute(_SEARCH_SQL.format(where=where), [*likes, limit, offset]).fetchall()
+    total = rows[0]["total"] if rows else (0 if offset == 0 else _count(store, where, likes))
+    hits = []
+    for r in rows:
+        name = " ".join(x for x in (r["first"], r["last"]) if x) or r["label"] or f"patient {r['id']}"
+        hits.append(PatientHit(r["id"], name, r["dob"], r["email"], bool(r["archived"])))
+    return PatientPage(tuple(hits), total, offset)
+
+
+def _count(store: Store, where: str, likes: list[str]) -> int:
+    """The matches of a page past the end (the window count comes only with rows)."""
+    sql = _SEARCH_SQL.split("SELECT id, archived, first")[0] + f"SELECT count(*) FROM m WHERE {where}"
+    return int(store.conn.execute(sql, likes).fetchone()[0])

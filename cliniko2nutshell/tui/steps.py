@@ -13,6 +13,7 @@ from cliniko2nutshell.tui.screens.map import MapScreen
 from cliniko2nutshell.tui.screens.practitioners import PractitionersScreen
 from cliniko2nutshell.tui.screens.preflight import PreflightScreen
 from cliniko2nutshell.tui.screens.project import ProjectScreen
+from cliniko2nutshell.tui.screens.sample import SampleScreen
 
 STEP_SCREENS: dict[Step, Callable[[], Screen[None]]] = {
     Step.PROJECT: ProjectScreen,
@@ -21,4 +22,5 @@ STEP_SCREENS: dict[Step, Callable[[], Screen[None]]] = {
     Step.PRACTITIONERS: PractitionersScreen,
     Step.MAP: MapScreen,
     Step.PREFLIGHT: PreflightScreen,
+    Step.SAMPLE: SampleScreen,
 }
