@@ -15,6 +15,7 @@ from cliniko2nutshell.engine.journal import Outcome, RunKind
 from cliniko2nutshell.engine.markers import PATIENT_ID_FIELD
 from cliniko2nutshell.engine.ops import PHASES
 from cliniko2nutshell.engine.plan import activity_type_ids
+from cliniko2nutshell.engine.reconcile import SAVED_ITEMS, ObjectLine, Reconciliation, from_saved, saved
 from cliniko2nutshell.engine.rollback import RollbackScope, ScopeKind, Step
 from cliniko2nutshell.mapping.catalog import Catalog
 from cliniko2nutshell.mapping.defaults import default_map
@@ -122,13 +123,19 @@ async def test_reconcile_counts_what_nutshell_holds(clinic) -> None:
     assert result.outcome is Outcome.PARTIAL  # the unmappable records are listed with their reasons
     assert {q.category for q in result.reconciliation.quarantine} == {"unmappable"}
     milestone = engine.project.store.milestone("reconciled")  # what the wizard's step bar shows
-    assert milestone is not None and milestone.detail == {
+    assert milestone is not None
+    saved_rec = milestone.detail.pop("reconciliation")
+    assert milestone.detail == {
         "run_id": engine.journal.last_run().id,  # type: ignore[union-attr]
         "balanced": True,
         "missing": 0,
         "duplicates": 0,
         "quarantined": len(result.reconciliation.quarantine),
+        "reports": result.reports,
     }
+    # the wizard shows it again without reading Nutshell: the same rows, today's failures
+    again = from_saved(saved_rec, engine.journal.quarantine_list())
+    assert again.as_dict() == result.reconciliation.as_dict()
     # a record deleted in Nutshell behind our back, and a duplicate, are found
     victim = next(m for m in engine.journal.iter_mapped() if m.object == "appointment")
     dest.records[victim.nutshell_id].deleted = True
@@ -141,6 +148,19 @@ async def test_reconcile_counts_what_nutshell_holds(clinic) -> None:
     assert rec.orphans == [("company", "424242", stray)]
     detail = engine.project.store.milestone("reconciled").detail  # type: ignore[union-attr]
     assert (detail["balanced"], detail["missing"], detail["duplicates"]) == (False, 1, 1)
+    kept = from_saved(detail["reconciliation"], [])
+    assert (kept.missing, kept.duplicates, kept.orphans) == (rec.missing, rec.duplicates, rec.orphans)
+    assert detail["reconciliation"]["totals"] == {"missing": 1, "duplicates": 1, "orphans": 1}
+    assert not kept.balanced and kept.lines["appointment"].missing == 1
+
+
+def test_a_saved_reconciliation_keeps_the_first_items_and_every_count() -> None:
+    line = ObjectLine("appointment", planned=500, journal=500, nutshell=0, missing=500)
+    rec = Reconciliation(lines={"appointment": line}, missing=[("appointment", str(i), "x") for i in range(500)])
+    data = json.loads(json.dumps(saved(rec)))  # as the milestone stores it
+    kept = from_saved(data, [])
+    assert len(kept.missing) == SAVED_ITEMS and kept.missing[0] == ("appointment", "0", "x")
+    assert data["totals"]["missing"] == 500 and kept.lines["appointment"].missing == 500
 
 
 async def test_delta_updates_changes_and_leaves_nutshell_edits(clinic, project) -> None:
@@ -211,6 +231,22 @@ async def test_rollback_skips_what_was_edited_since_and_reports_it(clinic) -> No
     # the edited company stays (with its edit); everything else we created is gone
     assert {r.id for r in dest.live()} == {victim.nutshell_id, theirs}
     assert dest.records[victim.nutshell_id].fields["name"] == "Renamed by the clinic"
+    # the report names what it left and why; the run's stored summary names the report
+    assert {Path(p).suffix for p in result.reports} == {".csv", ".html"}
+    assert "skip (edited since)" in Path(next(p for p in result.reports if p.endswith(".csv"))).read_text()
+    assert engine.journal.run(result.summary.run_id).summary["reports"] == result.reports  # type: ignore[index]
+
+
+async def test_a_steered_rollback_writes_its_report_and_shows_where_every_object_ended(clinic) -> None:
+    engine, _, _, _, events = clinic
+    await engine.full()
+    runner = engine.rollback_runner(RollbackScope())  # as the wizard runs it: pausable, stoppable
+    summary, verification = await runner.execute()
+    assert verification.ok and {Path(p).suffix for p in summary.reports} == {".csv", ".html"}
+    last = {e.object: e for e in events if type(e).__name__ == "ObjectProgress" and e.run_id == summary.run_id}
+    # files go with their activities without a write of their own: their rows end complete all the same
+    for obj in ("attachment_file", "treatment_note_file"):
+        assert last[obj].done == last[obj].total == summary.counts[obj].planned > 0
 
 
 async def test_unresolved_practitioners_block_the_run(clinic) -> None:

@@ -27,7 +27,7 @@ from cliniko2nutshell.engine.diff_store import load_diff, save_diff
 from cliniko2nutshell.engine.journal import Journal, Outcome, Run, RunKind, RunStatus
 from cliniko2nutshell.engine.plan import Plan, PlanScope, activity_type_ids
 from cliniko2nutshell.engine.readable import Readable
-from cliniko2nutshell.engine.reconcile import Reconciliation, reconcile
+from cliniko2nutshell.engine.reconcile import Reconciliation, reconcile, saved
 from cliniko2nutshell.engine.reports import write_diff, write_reconciliation, write_rollback
 from cliniko2nutshell.engine.rollback import Preview, RollbackRunner, RollbackScope, ScopeKind, Verification, preview
 from cliniko2nutshell.engine.runner import (
@@ -501,6 +501,8 @@ class Engine:
                 "missing": len(rec.missing),
                 "duplicates": len(rec.duplicates),
                 "quarantined": len(rec.quarantine),
+                "reports": paths,
+                "reconciliation": saved(rec),
             },
         )
         return ReconcileResult(rec, paths)
@@ -518,26 +520,25 @@ class Engine:
             self.journal.durable()
         run = self.journal.start_run(RunKind.ROLLBACK, self.mapping.version,
                                      {"scope": scope.as_dict(), "force": force})  # fmt: skip
-        return RollbackRunner(self.journal, self.dest, run, scope, force=force, workers=workers, sink=self.sink)
+        return RollbackRunner(self.journal, self.dest, run, scope, force=force, workers=workers, sink=self.sink,
+                              reports_dir=self.project.reports_dir)  # fmt: skip
 
     def rollback_runner_for(self, run: Run) -> RollbackRunner:
         scope = RollbackScope.from_dict(run.options.get("scope") or {})
         return RollbackRunner(self.journal, self.dest, run, scope, force=bool(run.options.get("force")),
-                              sink=self.sink)  # fmt: skip
+                              sink=self.sink, reports_dir=self.project.reports_dir)  # fmt: skip
 
     async def rollback(
         self, scope: RollbackScope, *, force: bool = False, steer: Callable[[RollbackRunner], None] | None = None
     ) -> RollbackResult:
         """Undo `scope`; call `rollback_preview` first and show it to the user. `steer` receives the runner (to
-        pause or stop it) before it starts."""
-        before = await preview(self.journal, None, scope)
+        pause or stop it) before it starts. The runner writes the report (so a rollback steered by the wizard,
+        or resumed, has one too)."""
         runner = self.rollback_runner(scope, force=force)
         if steer is not None:
             steer(runner)
         summary, verification = await runner.execute()
-        paths = [str(p) for p in write_rollback(before, self.project.reports_dir, summary, verification)]
-        summary.reports += paths
-        return RollbackResult(summary, verification, before, paths)
+        return RollbackResult(summary, verification, runner.preview, list(summary.reports))
 
 
 async def _no_users() -> dict[str, str]:

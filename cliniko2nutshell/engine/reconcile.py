@@ -18,6 +18,9 @@ from cliniko2nutshell.engine.markers import remote_markers
 from cliniko2nutshell.engine.ops import OBJECTS, PHASES, Op, phase_of
 from cliniko2nutshell.engine.runner import PlanSource
 
+# Missing, duplicated and unknown records the `reconciled` milestone keeps of each kind (the report has them all).
+SAVED_ITEMS = 200
+
 
 @dataclass(slots=True)
 class ObjectLine:
@@ -72,6 +75,30 @@ class Reconciliation:
             "duplicates": [[o, s, ids] for o, s, ids in self.duplicates],
             "orphans": [list(t) for t in self.orphans],
         }
+
+
+def saved(rec: Reconciliation) -> dict[str, Any]:
+    """What the `reconciled` milestone keeps so the result can be shown again without reading Nutshell: the row
+    of every object, how many records are missing, duplicated or unknown, and the first SAVED_ITEMS of each.
+    Failures are not kept: the journal's quarantine list is always the current one."""
+    data = rec.as_dict()
+    del data["quarantine"]
+    data["totals"] = {key: len(data[key]) for key in ("missing", "duplicates", "orphans")}
+    for key in ("missing", "duplicates", "orphans"):
+        data[key] = data[key][:SAVED_ITEMS]
+    return data
+
+
+def from_saved(data: dict[str, Any], quarantine: list[Quarantined]) -> Reconciliation:
+    """The reconciliation `saved` kept, with today's quarantine list."""
+    names = [f for f in ObjectLine.__dataclass_fields__ if f != "object"]
+    return Reconciliation(
+        lines={obj: ObjectLine(obj, **{f: int(row.get(f, 0)) for f in names}) for obj, row in data["objects"].items()},
+        quarantine=list(quarantine),
+        missing=[(o, s, n) for o, s, n in data.get("missing", [])],
+        duplicates=[(o, s, list(ids)) for o, s, ids in data.get("duplicates", [])],
+        orphans=[(o, s, n) for o, s, n in data.get("orphans", [])],
+    )
 
 
 async def reconcile(journal: Journal, dest: Destination, plan: PlanSource) -> Reconciliation:

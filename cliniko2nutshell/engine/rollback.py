@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, TypeVar
 
 from cliniko2nutshell.engine import events as ev
@@ -313,12 +314,18 @@ async def _pool(items: Iterable[T], fn: Callable[[T], Awaitable[None]], workers:
         raise failed.exceptions[0] from None
 
 
-async def preview(journal: Journal, dest: Destination | None, scope: RollbackScope, *, workers: int = 8) -> Preview:
-    """What a rollback of `scope` would do. With a destination, each record is read to find edits made in
-    Nutshell since we wrote it (skipped unless forced) and records already gone."""
+def planned_preview(journal: Journal, scope: RollbackScope) -> Preview:
+    """What a rollback of `scope` would do, from the journal alone."""
     result = Preview(scope, plan_items(journal, scope))
     if scope.kind is ScopeKind.EVERYTHING:
         result.custom_fields = [f"{c.entity}/{c.name}" for c in journal.schema_changes()]
+    return result
+
+
+async def preview(journal: Journal, dest: Destination | None, scope: RollbackScope, *, workers: int = 8) -> Preview:
+    """What a rollback of `scope` would do. With a destination, each record is read to find edits made in
+    Nutshell since we wrote it (skipped unless forced) and records already gone."""
+    result = planned_preview(journal, scope)
     if dest is None:
         return result
 
@@ -353,8 +360,11 @@ class RollbackRunner:
         workers: int = 8,
         sink: EventSink = ignore,
         clock: Callable[[], float] = time.monotonic,
+        reports_dir: Path | None = None,  # where its report goes when it ends (CSV and HTML)
     ) -> None:
         self.journal = journal
+        self.reports_dir = reports_dir
+        self.preview = Preview(scope)  # what it set out to do, once it starts; edited records marked as it goes
         self.dest = destination
         self.run = run
         self.scope = scope
@@ -391,7 +401,8 @@ class RollbackRunner:
         items: list[Item] = []
         try:
             recovered = await settle_open(self.journal, self.dest, self._emit)
-            items = plan_items(self.journal, self.scope)
+            self.preview = planned_preview(self.journal, self.scope)
+            items = self.preview.items
             for item in items:
                 self.counts[item.object].planned += 1
             self._emit(ev.RunStarted(self.run.id, RunKind.ROLLBACK.value, None,
@@ -420,6 +431,14 @@ class RollbackRunner:
                 await self._with_activity(item)
             elif item.step is Step.KEEP:
                 self.counts[item.object].skipped += 1
+        # Files went with their activities (or stay with them) without a write of their own: say where they ended.
+        for obj in sorted({i.object for i in items if i.step in (Step.WITH_ACTIVITY, Step.KEEP)}):
+            self._progress(obj)
+
+    def _progress(self, obj: str) -> None:
+        c = self.counts[obj]
+        self._emit(ev.ObjectProgress(self.run.id, obj, c.done, c.planned, deleted=c.deleted, restored=c.restored,
+                                     skipped=c.skipped, failed=c.failed))  # fmt: skip
 
     async def _one(self, item: Item) -> None:
         await self._gate.wait()
@@ -436,8 +455,7 @@ class RollbackRunner:
             outcome = "failed"
         c = self.counts[item.object]
         setattr(c, outcome, getattr(c, outcome) + 1)
-        self._emit(ev.ObjectProgress(self.run.id, item.object, c.done, c.planned, deleted=c.deleted,
-                                     restored=c.restored, skipped=c.skipped, failed=c.failed))  # fmt: skip
+        self._progress(item.object)
 
     def _edited(self, item: Item, remote: Remote) -> list[str]:
         mapped = self.journal.mapped(item.object, item.source_id)
@@ -645,6 +663,11 @@ class RollbackRunner:
             elapsed_seconds=self._clock() - started,
             message=fatal or "",
         )
+        if self.reports_dir is not None:  # before the run's summary is stored, so that it names the report
+            from cliniko2nutshell.engine.reports import write_rollback  # reports.py reads this module's types
+
+            paths = write_rollback(self.preview, self.reports_dir, summary, v)
+            summary.reports += [str(p) for p in paths]
         data = summary.as_dict() | {
             "scope": self.scope.as_dict(),
             "verification": {"checked": v.checked, "gone": v.gone, "reported": v.reported,
