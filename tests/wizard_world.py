@@ -81,7 +81,9 @@ def freeze_times(project_dir: Path) -> None:
             "extract_state": ("run_started_at", "completed_at"),
             "runs": ("started_at", "finished_at"),
             "milestones": ("at",),
-            "journal": ("at", "completed_at"),
+            "journal": ("started_at", "finished_at"),
+            "quarantine": ("first_at", "last_at"),
+            "id_map": ("written_at",),
             "conflicts": ("at",),
             "schema_changes": ("created_at",),
         }.items():
