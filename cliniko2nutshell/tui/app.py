@@ -291,7 +291,7 @@ class WizardApp(App[None]):
     async def action_quit(self) -> None:
         job = self.job
         if job is None or not job.active:
-            self._exit()
+            self._quit_now()
             return
         from cliniko2nutshell.tui.screens.dialogs import ConfirmDialog
 
@@ -300,7 +300,7 @@ class WizardApp(App[None]):
                 return
             self.notify("Stopping at a safe point (the journal stays consistent)…", title="Quitting")
             job.stop()
-            self.background(lambda: job.wait(120), lambda _: self._exit(), what="Stopping")
+            self.background(lambda: job.wait(120), lambda _: self._quit_now(), what="Stopping")
 
         self.push_screen(
             ConfirmDialog(
@@ -313,7 +313,7 @@ class WizardApp(App[None]):
             answered,
         )
 
-    def _exit(self) -> None:
+    def _quit_now(self) -> None:
         session, self.session = self.session, None
         if session is not None:
             session.close()  # releases the project's lock; no SQL runs here
