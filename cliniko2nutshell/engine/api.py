@@ -461,8 +461,10 @@ class Engine:
         return DeltaResult(summary, extraction or {}, len(patients), len(companies))
 
     # -- resume --------------------------------------------------------------------------------------------
-    async def resume(self, run_id: int | None = None, options: RunOptions | None = None) -> RunSummary:
-        """Carry on a paused or interrupted run (the last one when no id is given), under the same run id."""
+    def resume_runner(self, run_id: int | None = None, options: RunOptions | None = None) -> Runner | RollbackRunner:
+        """The runner that carries on a paused or interrupted run (the last one when no id is given), under the
+        same run id; the caller runs `execute()` and may pause or stop it. A rollback's runner returns
+        (summary, verification)."""
         options = options or RunOptions()
         run = self.journal.run(run_id) if run_id is not None else self.journal.last_run()
         if run is None:
@@ -474,8 +476,7 @@ class Engine:
         self.journal.set_run_status(run.id, RunStatus.RUNNING)
         run = self.journal.run(run.id)
         if run.kind is RunKind.ROLLBACK:
-            summary, _ = await self.rollback_runner_for(run).execute()
-            return summary
+            return self.rollback_runner_for(run)
         scope: PlanScope | None = None
         settings = self._settings(options)
         if run.kind is RunKind.SAMPLE:
@@ -486,7 +487,15 @@ class Engine:
         elif run.kind is RunKind.DELTA and not run.options.get("everything"):
             patients, companies, everything = changed_since(self.project, self._catalog(), run.options["since"])
             scope = None if everything else PlanScope(frozenset(patients), frozenset(companies))
-        return await Runner(self.journal, self.dest, run, self.plan(scope), settings, self.sink).execute()
+        return Runner(self.journal, self.dest, run, self.plan(scope), settings, self.sink)
+
+    async def resume(self, run_id: int | None = None, options: RunOptions | None = None) -> RunSummary:
+        """Carry on a paused or interrupted run (the last one when no id is given), under the same run id."""
+        runner = self.resume_runner(run_id, options)
+        if isinstance(runner, RollbackRunner):
+            summary, _ = await runner.execute()
+            return summary
+        return await runner.execute()
 
     # -- reconcile -----------------------------------------------------------------------------------------
     async def reconcile(self) -> ReconcileResult:

@@ -59,11 +59,19 @@ RunnerFactory = Callable[[Engine], Any]
 
 
 async def run_with(job: Job, session: Any, make_runner: RunnerFactory, *, check_blockers: bool = False) -> Any:
-    """A full, retry or resumed run: the runner is steerable from the dashboard."""
+    """A full, retry or resumed run: the runner is steerable from the dashboard. A migration run's report is
+    written when it ends (a rollback writes its own); its paths are added to the summary's `reports`."""
+    from cliniko2nutshell.engine.run_report import write_run_report
+
     async with connected_engine(job, session, check_blockers=check_blockers) as (engine, _client):
         runner = make_runner(engine)
         steer(job, runner)
-        return await runner.execute()
+        result = await runner.execute()
+        summary = result[0] if isinstance(result, tuple) else result
+        if summary.kind != "rollback":
+            paths = write_run_report(summary, engine.journal, session.project.reports_dir)
+            summary.reports += [str(p) for p in paths]
+        return result
 
 
 async def call_engine(

@@ -38,3 +38,31 @@ def home_path(path: Path | str) -> str:
         return "~/" + str(p.relative_to(Path.home()))
     except ValueError:
         return str(p)
+
+
+# What the engine's record kinds (mapping/outputs.py KINDS) are called on screen, in the order a run writes them.
+KIND_LABELS = {
+    "company": "Companies",
+    "business_company": "Businesses",
+    "person": "People",
+    "appointment": "Appointments",
+    "attendance": "Group attendances",
+    "communication": "Communications",
+    "treatment_note_activity": "Note activities",
+    "attachment_activity": "File activities",
+    "treatment_note": "Treatment notes",
+    "patient_note": "Patient notes",
+    "appointment_note": "Appt. notes",
+    "medical_alert": "Medical alerts",
+    "treatment_note_file": "Note documents",
+    "attachment_file": "Attachments",
+}
+
+
+def kind_label(kind: str) -> str:
+    return KIND_LABELS.get(kind, kind.replace("_", " ").capitalize())
+
+
+def kind_order(kind: str) -> tuple[int, str]:
+    order = list(KIND_LABELS)
+    return (order.index(kind) if kind in order else len(order), kind)

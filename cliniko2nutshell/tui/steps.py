@@ -14,6 +14,7 @@ from cliniko2nutshell.tui.screens.practitioners import PractitionersScreen
 from cliniko2nutshell.tui.screens.preflight import PreflightScreen
 from cliniko2nutshell.tui.screens.project import ProjectScreen
 from cliniko2nutshell.tui.screens.sample import SampleScreen
+from cliniko2nutshell.tui.screens.run import RunScreen
 
 STEP_SCREENS: dict[Step, Callable[[], Screen[None]]] = {
     Step.PROJECT: ProjectScreen,
@@ -23,4 +24,5 @@ STEP_SCREENS: dict[Step, Callable[[], Screen[None]]] = {
     Step.MAP: MapScreen,
     Step.PREFLIGHT: PreflightScreen,
     Step.SAMPLE: SampleScreen,
+    Step.RUN: RunScreen,
 }

@@ -29,7 +29,7 @@ def step_line(step: Step, journey: Journey | None, current: Step | None, width: 
         line = Content.assemble(line, ("  done", "$text-muted"))
     line = line.truncate(width, ellipsis=True)
     if state is not None and state.state is State.NOT_READY and state.reason:
-        why = Content.styled(f"     {state.reason}", "$text-muted").truncate(width, ellipsis=True)
+        why = Content.styled(f"   {state.reason}", "$text-muted").truncate(width, ellipsis=True)
         line = Content.assemble(line, "\n", why)
     return line
 
