@@ -21,9 +21,19 @@ async def settle(pilot: Pilot[Any], until: Callable[[], Any] | None = None, time
         ready = until is None or bool(until())
         quiet = quiet + 1 if (ready and not busy) else 0
         if quiet >= 4:
+            freeze_cursors(app)
             await pilot.pause()
             return
     raise TimeoutError(f"the wizard did not settle in {timeout} s (screen {app.screen!r})")
+
+
+def freeze_cursors(app: Any) -> None:
+    """Blinking cursors would be on or off at random in a picture: keep them on."""
+    from textual.widgets import Input
+
+    for screen in app.screen_stack:
+        for field in screen.query(Input):
+            field.cursor_blink = False
 
 
 def text_of(app: Any) -> str:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
-from textual.widgets import Input
 from wizard_pilot import settle
 from wizard_world import World
 
@@ -61,9 +60,6 @@ async def _palette(pilot: Pilot[Any]) -> None:
         return len(seen) > 8 and seen[-1] > 0 and len(set(seen[-8:])) == 1
 
     await settle(pilot, steady)
-    for field in pilot.app.screen.query(Input):  # a blinking cursor would be on or off at random
-        field.cursor_blink = False
-    await settle(pilot)
 
 
 async def _custom_fields_tab(pilot: Pilot[Any]) -> None:
