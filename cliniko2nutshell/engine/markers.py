@@ -70,6 +70,14 @@ def fingerprint(fields: dict[str, Any]) -> str:
     return canonical(parts)
 
 
+def field_value(fields: dict[str, Any], name: str) -> Any:
+    """The value of a field named as `fingerprint` and `edited_fields` name them ("customFields.<Name>" inside)."""
+    if name.startswith("customFields."):
+        inner = fields.get("customFields")
+        return inner.get(name.removeprefix("customFields.")) if isinstance(inner, dict) else None
+    return fields.get(name)
+
+
 def edited_fields(old_fingerprint: str | None, fields: dict[str, Any]) -> list[str]:
     """Names of the fields whose value moved since `old_fingerprint` was taken ([] when none or unknown)."""
     if not old_fingerprint:

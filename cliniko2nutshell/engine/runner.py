@@ -49,7 +49,7 @@ from cliniko2nutshell.engine.journal import (
     RunStatus,
     State,
 )
-from cliniko2nutshell.engine.markers import edited_fields, fingerprint
+from cliniko2nutshell.engine.markers import edited_fields, field_value, fingerprint
 from cliniko2nutshell.engine.ops import PHASES, Op, Phase, RecordRef, entity_of, phase_of
 from cliniko2nutshell.engine.recovery import delete_replaced, settle, settle_open
 from cliniko2nutshell.events import Event, EventSink, ignore
@@ -83,6 +83,10 @@ class ConflictInfo:
     nutshell_id: str
     fields: tuple[str, ...]  # edited in Nutshell since our write
     deleted: bool = False  # deleted in Nutshell since our write
+    # For the person who decides (the wizard's conflict dialog): each edited field as Nutshell holds it now, and
+    # as this run would write it (None: the run would not write that field / removes the record).
+    theirs: dict[str, Any] = field(default_factory=dict)
+    ours: dict[str, Any] = field(default_factory=dict)
 
 
 AskConflict = Callable[[ConflictInfo], Awaitable[ConflictPolicy] | ConflictPolicy]
@@ -543,7 +547,11 @@ class Runner:
         remote = await self.dest.get(entity, mapped.nutshell_id)
         edited = [] if remote is None else edited_fields(mapped.fingerprint, remote.fields)
         if remote is None or edited:
-            info = ConflictInfo(op.object, op.source_id, mapped.nutshell_id, tuple(edited), deleted=remote is None)
+            info = ConflictInfo(
+                op.object, op.source_id, mapped.nutshell_id, tuple(edited), deleted=remote is None,
+                theirs={f: field_value(remote.fields, f) for f in edited} if remote is not None else {},
+                ours={f: field_value(payload, f) for f in edited},
+            )  # fmt: skip
             decision = await self._decide(info)
             self._conflicts += 1
             self.journal.record_conflict(
@@ -615,7 +623,8 @@ class Runner:
         """Delete a record the source no longer wants (kept in Nutshell's trash; a rollback undeletes it)."""
         remote = await self.dest.get(op.entity, mapped.nutshell_id)
         if remote is not None and (edited := edited_fields(mapped.fingerprint, remote.fields)):
-            info = ConflictInfo(op.object, op.source_id, mapped.nutshell_id, tuple(edited))
+            info = ConflictInfo(op.object, op.source_id, mapped.nutshell_id, tuple(edited),
+                                theirs={f: field_value(remote.fields, f) for f in edited})  # fmt: skip
             decision = await self._decide(info)
             self._conflicts += 1
             self.journal.record_conflict(self.run.id, op.object, op.source_id, mapped.nutshell_id, decision.value,

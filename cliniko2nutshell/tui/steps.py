@@ -8,6 +8,7 @@ from textual.screen import Screen
 
 from cliniko2nutshell.journey import Step
 from cliniko2nutshell.tui.screens.connect import ConnectScreen
+from cliniko2nutshell.tui.screens.delta import DeltaScreen
 from cliniko2nutshell.tui.screens.extract import ExtractScreen
 from cliniko2nutshell.tui.screens.map import MapScreen
 from cliniko2nutshell.tui.screens.practitioners import PractitionersScreen
@@ -25,4 +26,5 @@ STEP_SCREENS: dict[Step, Callable[[], Screen[None]]] = {
     Step.PREFLIGHT: PreflightScreen,
     Step.SAMPLE: SampleScreen,
     Step.RUN: RunScreen,
+    Step.DELTA: DeltaScreen,
 }
