@@ -61,6 +61,18 @@ STAGES = (
 )
 
 
+def run_async(coro: Any) -> Any:
+    """asyncio.run, also from inside a running event loop (an async test): then on a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def make_clinic(folder: Path, patients: int = PATIENTS, seed: int = SEED) -> Path:
     path = folder / f"clinic-{patients}-s{seed}.db"
     if not path.exists():
@@ -178,7 +190,7 @@ class World:
         project.close()
 
     def _connect(self, target: Path, ns: NutshellSandbox) -> None:
-        cliniko, nutshell = asyncio.run(_check_both(self.cliniko, ns))
+        cliniko, nutshell = run_async(_check_both(self.cliniko, ns))
         project = open_project(target, command="tests")
         try:
             store_keys(project, cliniko_key=self.cliniko.api_key, nutshell_username=ns.username,
@@ -190,6 +202,7 @@ class World:
     def _extracted_template(self) -> Path:
         if self._extracted is None:
             template = self.root / "template-extracted"
+            shutil.rmtree(template, ignore_errors=True)  # a half-made one from an earlier failure
             create_project(PROJECT_NAME, path=template, command="tests").close()
             ns = self.nutshell()
             self._point(template, ns)
@@ -203,7 +216,7 @@ class World:
                 finally:
                     project.close()
 
-            asyncio.run(pull())
+            run_async(pull())
             self._extracted = template
         return self._extracted
 
@@ -225,7 +238,7 @@ def _with_project(target: Path, body: Callable[[Any], Awaitable[Any]]) -> Any:
         finally:
             project.close()
 
-    return asyncio.run(go())
+    return run_async(go())
 
 
 def _matched(world: World, target: Path, ns: NutshellSandbox) -> None:

@@ -162,6 +162,11 @@ class ChoiceDialog(Dialog):
             yield Input(placeholder="Type to search", id="search")
             yield OptionList(*self._options(""), id="choices")
 
+    def on_mount(self) -> None:
+        options = self.query_one("#choices", OptionList)
+        if options.option_count:
+            options.highlighted = 0
+
     def _options(self, query: str) -> list[Option]:
         q = query.strip().lower()
         return [Option(label, id=key) for key, label in self._choices if not q or q in label.lower()]

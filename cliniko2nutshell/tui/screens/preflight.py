@@ -121,6 +121,7 @@ The report is written as HTML (O opens it in your browser) and CSV in the projec
 
     def show(self, result: PreflightResult) -> None:
         self.result = result
+        self.app.refresh_journey()  # type: ignore[attr-defined]  # the pre-flight milestone decides sample and run
         report = result.report
         blockers = len(report.blockers)
         warnings = sum(1 for p in report.problems if p.severity is Severity.WARNING)
