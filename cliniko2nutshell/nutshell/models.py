@@ -203,12 +203,19 @@ class User(_Read):
     def from_api(cls, raw: dict[str, Any]) -> Self:
         given, family = name_parts(raw.get("name"))
         emails = [value for _, value, _ in multi_values(raw.get("emails", raw.get("email")))]
+        name = person_name(raw.get("name"))
+        first = raw.get("firstName") or given
+        last = raw.get("lastName") or family
+        # Live REST users carry firstName and a full `name` string but no lastName (recorded): the rest of the
+        # name after the first name is the last name (practitioner matching compares surnames).
+        if not last and first and name and name.startswith(first) and name[len(first) :].strip():
+            last = name[len(first) :].strip()
         return cls(
             raw=raw,
             id=_id(raw.get("id"), cls.kind),
-            name=person_name(raw.get("name")),
-            first_name=raw.get("firstName") or given,
-            last_name=raw.get("lastName") or family,
+            name=name,
+            first_name=first,
+            last_name=last,
             emails=tuple(str(e) for e in emails if isinstance(e, str) and e),
             is_enabled=bool(raw.get("isEnabled", True)),
             is_administrator=bool(raw.get("isAdministrator", False)),
