@@ -79,9 +79,9 @@ changed since the last extraction (used again at cutover, by the Delta step).
     def compose_body(self) -> ComposeResult:
         with Vertical(id="extract"):
             with Horizontal(classes="buttons left"):
-                yield Button("Extract everything", id="extract-all", variant="primary")
-                yield Button("Extract changes", id="extract-changes")
-                yield Button("Stop", id="stop", disabled=True)
+                yield Button("Extract everything", id="extract-all", variant="primary", compact=True)
+                yield Button("Extract changes", id="extract-changes", compact=True)
+                yield Button("Stop", id="stop", disabled=True, compact=True)
             yield Static("", id="extract-status", markup=False)
             with Horizontal(id="budget-row"):
                 yield Static("Cliniko budget", classes="field-label")
@@ -101,6 +101,9 @@ changed since the last extraction (used again at cutover, by the Delta step).
             table.add_row(label(obj), "–", "–", "–", "· waiting", key=obj)
         self.set_interval(0.25, self.refresh_progress)
         self.load_stored()
+        limit = rate_limit_of(self.app.session)  # type: ignore[attr-defined]
+        self.query_one("#budget", ProgressBar).update(total=limit, progress=limit)
+        self.query_one("#budget-text", Static).update(f"{limit} requests a minute (Cliniko's limit per user)")
 
     def load_stored(self) -> None:
         self.app.background(

@@ -65,9 +65,8 @@ def save(session: Any, mapping: MigrationMap, note: str) -> MigrationMap:
 COLUMNS = [
     ("name", "Practitioner"),
     ("decision", "Owner in Nutshell"),
-    ("suggested", "Best suggestion"),
-    ("score", "Score"),
-    ("reason", "Why"),
+    ("suggested", "Best suggestion (score)"),
+    ("reason", "Why suggested"),
     ("email", "Cliniko e-mail"),
 ]
 
@@ -88,6 +87,7 @@ press R to read Nutshell's users again. Every decision is saved in `mapping.toml
         Binding("a", "accept", "Accept suggestion"),
         Binding("c", "choose", "Choose user"),
         Binding("f", "fallback", "Fallback owner"),
+        Binding("F", "fallback_all", "All to fallback", show=False),
         Binding("u", "unresolve", "Unresolve"),
         Binding("m", "accept_email", "All e-mail matches"),
         Binding("r", "refresh", "Refresh users"),
@@ -144,7 +144,6 @@ press R to read Nutshell's users again. Every decision is saved in `mapping.toml
             match = data.matches.get(pid)
             top = match.top if match else None
             suggested = self._user(choice.suggestion or (top.user_id if top else None))
-            score = f"{top.score:.0f}" if top else "–"
             reason = top.reason if top else "no similar user"
             if choice.decision is PractitionerDecision.MATCHED:
                 how = {"email": "e-mail", "name": "name", "manual": "chosen"}.get(choice.method, choice.method)
@@ -155,7 +154,8 @@ press R to read Nutshell's users again. Every decision is saved in `mapping.toml
                 decision = Content.assemble(("· ", "$text-warning"), ("unresolved", "$text-warning"))
                 unresolved.append(choice.label or pid)
             email = (info.email if info else None) or "–"
-            rows.append((pid, (name, decision, suggested or "–", score, reason, email)))
+            suggested = f"{suggested} ({top.score:.0f})" if suggested and top else (suggested or "–")
+            rows.append((pid, (name, decision, suggested, reason, email)))
         fill(self.query_one("#practitioners", DataTable), COLUMNS, rows)
         matched = sum(1 for c in m.practitioners.values() if c.decision is PractitionerDecision.MATCHED)
         self.query_one("#practitioners-status", Static).update(
@@ -168,7 +168,8 @@ press R to read Nutshell's users again. Every decision is saved in `mapping.toml
                 Content.assemble(
                     (f"{len(unresolved)} unresolved: ", "bold $text-warning"),
                     ", ".join(unresolved),
-                    "\nInvite them in Nutshell (Setup → Users), then press R; or send them to a fallback owner (F).",
+                    "\nInvite them in Nutshell (Setup → Users), then press R; or send one (f) or all of them (F) to a "
+                    "fallback owner.",
                 )
             )
         else:
@@ -248,6 +249,29 @@ press R to read Nutshell's users again. Every decision is saved in `mapping.toml
                 "Choose the fallback owner",
                 self._user_choices(),
                 hint="One Nutshell user who owns the records of practitioners without an account.",
+            ),
+            chosen,
+        )
+
+    def action_fallback_all(self) -> None:
+        from cliniko2nutshell.mapping.practitioners import fallback_unresolved
+
+        if self.data is None:
+            return
+        mapping = self.data.mapping
+
+        def chosen(user_id: str | None) -> None:
+            if user_id and self.data is not None:
+                self._apply(fallback_unresolved(self.data.mapping, user_id), "every unresolved to the fallback owner")
+
+        if mapping.fallback_owner:
+            chosen(mapping.fallback_owner)
+            return
+        self.app.push_screen(
+            ChoiceDialog(
+                "Choose the fallback owner",
+                self._user_choices(),
+                hint="One Nutshell user who owns the records of every practitioner still unresolved.",
             ),
             chosen,
         )

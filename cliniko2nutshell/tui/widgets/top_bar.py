@@ -37,7 +37,7 @@ class TopBar(Horizontal):
         if session is not None:
             parts += ["  ›  ", session.name]
             if session.demo is not None:
-                parts += [("  (demo: sandbox on this computer)", "$text-muted")]
+                parts += [("  (demo)", "$text-muted")]
         if self.step is not None:
             parts += ["  ›  ", (f"{self.step.number}/11 {self.step.title}", "bold")]
         self.query_one("#where", Static).update(Content.assemble(*parts))
