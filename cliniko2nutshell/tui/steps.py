@@ -14,8 +14,8 @@ from cliniko2nutshell.tui.screens.map import MapScreen
 from cliniko2nutshell.tui.screens.practitioners import PractitionersScreen
 from cliniko2nutshell.tui.screens.preflight import PreflightScreen
 from cliniko2nutshell.tui.screens.project import ProjectScreen
-from cliniko2nutshell.tui.screens.sample import SampleScreen
 from cliniko2nutshell.tui.screens.run import RunScreen
+from cliniko2nutshell.tui.screens.sample import SampleScreen
 
 STEP_SCREENS: dict[Step, Callable[[], Screen[None]]] = {
     Step.PROJECT: ProjectScreen,
