@@ -130,3 +130,25 @@ async def test_a_create_that_lands_after_its_timeout_leaves_no_duplicate(project
     assert len(removed) == 2 and all(e.state is State.DONE and e.pre_image["duplicate_of"] for e in removed)
     undone = await engine.rollback(RollbackScope(ScopeKind.RUN, summary.run_id))
     assert undone.outcome is Outcome.SUCCESS and dest.live(Entity.ACCOUNTS) == []
+
+
+async def test_a_late_copy_of_a_person_is_found_beside_the_mapped_one(nutshell_sandbox: NutshellSandbox) -> None:
+    """A person's create timed out, was sent again, and then the first request landed too: the look for late
+    copies (by e-mail and name) must return both people carrying the marker, not stop at the first, or the copy
+    is never deleted (found by the whole journey under slow answers: a patient twice in Nutshell)."""
+    from cliniko2nutshell.engine.destination_nutshell import NutshellDestination
+
+    ns = nutshell_sandbox
+    async with client_for(ns) as client:
+        payload = {
+            "name": "Late Copy",
+            "emails": [{"isPrimary": True, "name": "home", "value": "late.copy@example.org"}],
+            "customFields": {"Cliniko Patient ID": "777"},
+        }
+        first = await client.create_person(payload)
+        second = await client.create_person(payload)
+        await client.create_person({**payload, "customFields": {"Cliniko Patient ID": "778"}})  # not a copy
+        found = await NutshellDestination(client).find_marked(
+            Entity.CONTACTS, "777", email="late.copy@example.org", name="Late Copy"
+        )
+    assert sorted(r.id for r in found) == sorted([first.id.rest, second.id.rest])

@@ -212,10 +212,11 @@ class NutshellDestination:
                 ids += [p.id.rest for p in await _translate(c.find_people_by_email(email), write=False)]
             if name:
                 ids += [p.id.rest async for p in self._each_raw(c.iter_people(q=name))]
-            for id_ in dict.fromkeys(ids):
-                remote = await self.get(entity, id_)
-                if remote is not None and carries(remote):
-                    return [remote]
+            # Every copy that carries the marker, not just the first: a late copy of a create that timed out is
+            # found beside the one in the id map only if both are returned.
+            marked = [r for id_ in dict.fromkeys(ids) if (r := await self.get(entity, id_)) is not None and carries(r)]
+            if marked:
+                return marked
         if entity is Entity.ACTIVITIES and parent_id:
             return [r async for r in self._each(c.iter_activities(participant=parent_id)) if carries(r)]
         if entity is Entity.NOTES and parent_id:
