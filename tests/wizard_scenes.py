@@ -150,3 +150,121 @@ def build(world: World, scene: Scene, where: Path, *, share: bool = False) -> tu
             await scene.action(pilot)
 
     return app, run_before
+
+
+# -- the run, the delta --------------------------------------------------------------------------------------------
+# A run's dashboard changes every quarter second, so its pictures show a board fed with fixed events (the figures a
+# 30-patient run of the sandbox clinic produces, part-way and at its end); Pilot tests drive real runs.
+
+
+class _Clock:
+    """Started at 0, then always 252 s later: the dashboard says "4 min 12 s so far" in every picture."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> float:
+        self.calls += 1
+        return 0.0 if self.calls == 1 else 252.0
+
+
+def _first_patient(app: Any) -> dict[str, Any]:
+    """The project's first extracted patient (a test may read the store on the UI thread; the wizard may not)."""
+    with app.session.view() as project:
+        return next(project.store.iter_records("patients"))
+
+
+def _scripted_board(patient: dict[str, Any], *, finished: bool) -> Any:
+    from cliniko2nutshell.engine import events as ev
+    from cliniko2nutshell.tui.progress import RunBoard
+
+    board = RunBoard(clock=_Clock())
+    totals = {
+        "company": 4,
+        "person": 30,
+        "appointment": 180,
+        "communication": 95,
+        "treatment_note": 60,
+        "attachment_file": 6,
+    }
+    board(ev.RunStarted(2, "full", 1, totals))
+    share = 1.0 if finished else 0.46
+    failed_person = 1
+    for obj, total in totals.items():
+        done = total if finished else round(total * min(1.0, share * (1.6 if obj in ("company", "person") else 0.9)))
+        failed = failed_person if obj == "person" else 0
+        board(ev.ObjectProgress(2, obj, done, total, created=done - failed, failed=failed))
+    done = sum(p.done for p in board.snapshot().objects.values())
+    board(ev.Throughput(2, 7.4, done, sum(totals.values()), None if finished else 25.0))
+    for i in range(1, 37):  # a ramp-up, then a steady rate with the wobble of a shared network
+        rate = min(7.5, i * 1.5) + (0.4 if i % 3 == 0 else -0.3 if i % 5 == 0 else 0.0)
+        board(ev.Throughput(2, rate, done, sum(totals.values()), None if finished else 25.0))
+    board(ev.Budgets(2, nutshell_concurrency=8, nutshell_in_flight=0 if finished else 6, nutshell_throttled=2,
+                     cliniko_remaining=None, cliniko_limit=None))  # fmt: skip
+    why = f"Nutshell refused the e-mail address {patient.get('email') or 'x@example.org'}: invalid"
+    board(ev.RecordFailed(2, "person", str(patient["id"]), "rejected", why))
+    if finished:
+        counts = {obj: {"created": p.created, "failed": p.failed} for obj, p in board.snapshot().objects.items()}
+        board(ev.RunFinished(2, "full", "partial", "finished", counts, 252.0))
+    return board
+
+
+def _scripted_run(finished: bool) -> Action:
+    async def show(pilot: Pilot[Any]) -> None:
+        from cliniko2nutshell.engine.counts import Counts, RunSummary
+        from cliniko2nutshell.engine.journal import Outcome, RunStatus
+        from cliniko2nutshell.tui.work import Job, JobStatus
+
+        app = pilot.app
+        job = Job("full", "Full run", _scripted_board(_first_patient(app), finished=finished))
+        if finished:
+            view = job.board.snapshot()
+            job.status = JobStatus.DONE
+            job.result = RunSummary(
+                2, "full", Outcome.PARTIAL, RunStatus.FINISHED,
+                {obj: Counts(created=p.created, failed=p.failed) for obj, p in view.objects.items()},
+                quarantined=1, elapsed_seconds=252.0, reports=["reports/run-2-full.html"],
+            )  # fmt: skip
+        app.job = job  # type: ignore[attr-defined]
+        app.screen.on_screen_resume()
+        await settle(pilot)
+
+    return show
+
+
+def _conflict(p: dict[str, Any]) -> Any:
+    """Patient `p` edited in Nutshell since the full run wrote them, as the delta's dialog shows it."""
+    from cliniko2nutshell.engine.runner import ConflictInfo
+
+    name = f"{p['first_name']} {p['last_name']}"
+    phone = next((n["number"] for n in p.get("patient_phone_numbers") or []), "0400 000 591")
+    return ConflictInfo(
+        "person", str(p["id"]), "12-contacts", ("name", "emails", "phones", "customFields.Date of Birth"),
+        theirs={"name": name.upper(), "emails": [{"value": "front.desk@example.org"}], "phones": [{"value": phone}],
+                "customFields.Date of Birth": p.get("date_of_birth")},
+        ours={"name": name, "emails": [{"value": p.get("email") or ""}], "phones": [{"value": phone}],
+              "customFields.Date of Birth": p.get("date_of_birth")},
+    )  # fmt: skip
+
+
+async def _conflict_dialog(pilot: Pilot[Any]) -> None:
+    from cliniko2nutshell.tui.screens.delta import ConflictDialog
+
+    app = pilot.app
+    app.push_screen(ConflictDialog(_conflict(_first_patient(app)), app.show))  # type: ignore[attr-defined]
+    await settle(pilot)
+
+
+RUN_SCENES: tuple[Scene, ...] = (
+    Scene("08-run", "Step 8, the full run, ready to start", "sampled", Step.RUN),
+    Scene("08b-run-dashboard", "The run dashboard, part-way", "sampled", Step.RUN, action=_scripted_run(False)),
+    Scene("08c-run-finished", "The run's summary, what to do next", "sampled", Step.RUN, action=_scripted_run(True)),
+    Scene("09-delta", "Step 9, the delta at cutover", "migrated", Step.DELTA),
+    Scene(
+        "09b-delta-conflict",
+        "A record edited in Nutshell: the delta asks",
+        "migrated",
+        Step.DELTA,
+        action=_conflict_dialog,
+    ),
+)

@@ -297,6 +297,23 @@ _STEPS: dict[str, Callable[[World, Path, NutshellSandbox], None]] = {
 }
 
 
+def steady_connection_checks(setattr_: Callable[[Any, str, Any], None]) -> None:
+    """Make connection tests report a fixed round trip (a live one differs each run, like the time); `setattr_` is
+    pytest's monkeypatch.setattr in tests, the builtin in the screenshot command."""
+    import dataclasses
+
+    import cliniko2nutshell.connect as connect
+
+    for name in ("check_cliniko", "check_nutshell"):
+        real = getattr(connect, name)
+
+        async def steady(*args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            access = await _real(*args, **kwargs)
+            return dataclasses.replace(access, latency_ms=12.0)
+
+        setattr_(connect, name, steady)
+
+
 def temporary_world() -> tuple[World, tempfile.TemporaryDirectory[str]]:
     tmp = tempfile.TemporaryDirectory(prefix="cliniko2nutshell-world-")
     return World.start(Path(tmp.name)), tmp

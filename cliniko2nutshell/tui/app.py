@@ -38,8 +38,8 @@ class WizardApp(App[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-normal"), (150, "-wide")]
     BINDINGS = [
         Binding("f1", "help", "Help"),
-        Binding("f2", "toggle_screen_share", "Screen-share"),
-        Binding("ctrl+n", "next_step", "Next step"),
+        Binding("f2", "toggle_screen_share", "Share"),
+        Binding("ctrl+n", "next_step", "Next"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 

@@ -13,6 +13,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, RadioButton, RadioSet, Static
 
+from cliniko2nutshell.engine.readable import sensitivity
 from cliniko2nutshell.engine.runner import ConflictInfo, ConflictPolicy
 from cliniko2nutshell.journey import Journey, State, Step
 from cliniko2nutshell.tui.format import count, kind_label
@@ -47,18 +48,22 @@ class DeltaBoard:
         return self.run.snapshot()
 
 
-def shown_value(value: Any, masker: Any) -> str:
-    """A field value as the conflict dialog shows it (lists of e-mails or phones joined; masked in share mode)."""
+def shown_value(value: Any, masker: Any, kind: str = "text") -> str:
+    """A field value as the conflict dialog shows it (lists of e-mails or phones joined). In screen-share mode
+    it is masked by the field's sensitivity (engine/readable.py), so a name shows as initials."""
     if value is None or value == "" or value == [] or value == {}:
         return "(empty)"
+
+    def shown(text: Any) -> str:
+        return str(text) if kind == "plain" else masker(text, Kind(kind))
+
     if isinstance(value, list):
-        parts = [v.get("value", v) if isinstance(v, dict) else v for v in value]
-        return ", ".join(masker(p, Kind.VALUE) for p in parts)
+        return ", ".join(shown(v.get("value", v) if isinstance(v, dict) else v) for v in value)
     if isinstance(value, dict):
         if "amount" in value:
             return f"{value.get('amount')} {value.get('currency', '')}".strip()
-        return masker(", ".join(f"{k}: {v}" for k, v in value.items() if v), Kind.VALUE)
-    return masker(value, Kind.VALUE)
+        return shown(", ".join(f"{k}: {v}" for k, v in value.items() if v))
+    return shown(value)
 
 
 class ConflictDialog(ModalScreen[tuple[ConflictPolicy, bool] | None]):
@@ -105,8 +110,8 @@ class ConflictDialog(ModalScreen[tuple[ConflictPolicy, bool] | None]):
                 name,
                 (
                     name.removeprefix("customFields."),
-                    shown_value(self.info.theirs.get(name), self.masker),
-                    shown_value(self.info.ours.get(name), self.masker),
+                    shown_value(self.info.theirs.get(name), self.masker, sensitivity(self.info.object, name)),
+                    shown_value(self.info.ours.get(name), self.masker, sensitivity(self.info.object, name)),
                 ),
             )
             for name in self.info.fields

@@ -79,13 +79,14 @@ When it ends: a summary per object, what to do next, and the run report (O). Rec
         Binding("r", "resume_run", "Resume"),
         Binding("p", "pause", "Pause/resume"),
         Binding("x", "stop", "Stop"),
-        Binding("f", "retry", "Retry failed", show=False),
-        Binding("o", "open_report", "Report", show=False),
+        Binding("f", "retry", "Retry failed"),
+        Binding("o", "open_report", "Report"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.job: Job | None = None
+        self._offered: dict[str, bool] = {}
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="run"):
@@ -174,6 +175,17 @@ When it ends: a summary per object, what to do next, and the run report (O). Rec
         self.query_one("#retry", Button).display = bool(summary is not None and summary.quarantined)
         self.query_one("#report", Button).display = bool(summary is not None and summary.reports)
         self.query_one(RunDashboard).display = job is not None
+        offered = {
+            action: self.query_one(f"#{button}", Button).display
+            for action, button in (("start", "start"), ("resume_run", "resume"), ("pause", "pause"),
+                                   ("stop", "stop"), ("retry", "retry"), ("open_report", "report"))
+        }  # fmt: skip
+        if offered != self._offered:  # the footer offers the keys of the buttons in view, no others
+            self._offered = offered
+            self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self._offered.get(action, True)
 
     # -- actions -------------------------------------------------------------------------------------------
     def on_button_pressed(self, event: Button.Pressed) -> None:

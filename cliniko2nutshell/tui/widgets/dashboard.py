@@ -66,18 +66,18 @@ def headline(view: RunView, job: Job | None) -> Content:
             f.outcome, ("✗ ", "$text-error")
         )
         state = f.outcome if f.status == "finished" else f.status
-        parts += ["  ", mark, (state, "bold"), f" in {duration(f.elapsed_seconds)}"]
+        parts += ["  ", mark, (state, "bold"), f" in {duration(f.elapsed_seconds)} "]
     elif view.paused or (job is not None and job.status is JobStatus.PAUSED):
-        parts += ["  ", ("‖ paused", "bold $text-warning"), f": {view.paused or 'finishing the calls in flight'}"]
+        parts += ["  ", ("‖ paused", "bold $text-warning"), f": {view.paused or 'finishing the calls in flight'} "]
     elif job is not None and job.status is JobStatus.STOPPING:
-        parts += ["  ", ("■ stopping", "bold $text-warning"), " after the calls in flight"]
+        parts += ["  ", ("■ stopping", "bold $text-warning"), " after the calls in flight "]
     else:
-        parts += ["  ", ("⟳ running", "bold $text-accent")]
+        parts += ["  ", ("⟳ running", "bold $text-accent"), " "]
     done, total = view.done, view.total
     if view.finished is not None or not total:  # the last throughput tick may predate the end
         done = sum(p.done for p in view.objects.values())
         total = max(total, sum(max(view.totals.get(k, 0), p.total) for k, p in view.objects.items()))
-    parts += [f" · {count(done)} of {count(total)}"]
+    parts += [f"· {count(done)} of {count(total)}"]
     if view.finished is None:
         parts += [f" · {view.ops_per_second:.1f}/s"]
         if view.eta_seconds is not None:

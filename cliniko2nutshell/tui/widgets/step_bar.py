@@ -29,7 +29,8 @@ def step_line(step: Step, journey: Journey | None, current: Step | None, width: 
         line = Content.assemble(line, ("  done", "$text-muted"))
     line = line.truncate(width, ellipsis=True)
     if state is not None and state.state is State.NOT_READY and state.reason:
-        why = Content.styled(f"   {state.reason}", "$text-muted").truncate(width, ellipsis=True)
+        # an arrow, not an indent: the option list drops the leading spaces of a prompt's second line
+        why = Content.styled(f"  ↳ {state.reason}", "$text-muted").truncate(width, ellipsis=True)
         line = Content.assemble(line, "\n", why)
     return line
 
