@@ -40,6 +40,23 @@ async def shoot(world: World, scene: Scene, share: bool, home: Path) -> str:
         return app.export_screenshot(title=scene.title)
 
 
+def write_gallery(scenes: list[Scene]) -> None:
+    """screenshots/README.md: every picture with its title, plain beside screen-share, in journey order."""
+    lines = [
+        "# Screenshots",
+        "",
+        "Every screen of the wizard at 100x30, plain and in screen-share mode (patient data masked), made from the",
+        "same scenes the snapshot tests pin. Regenerate them with `.venv/bin/python tests/screenshots.py`.",
+        "",
+        "| screen | plain | screen-share |",
+        "|---|---|---|",
+    ]
+    for scene in scenes:
+        lines.append(f"| {scene.title} | ![{scene.title}]({scene.name}.svg) | ![{scene.title}, screen-share]"
+                     f"({scene.name}-share.svg) |")  # fmt: skip
+    (OUT / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def main(prefixes: list[str]) -> int:
     scenes = [s for s in all_scenes() if not prefixes or s.name.startswith(tuple(prefixes))]
     if not scenes:
@@ -61,6 +78,7 @@ def main(prefixes: list[str]) -> int:
                     print(f"{path.relative_to(OUT.parent)}  {scene.title}")
         finally:
             world.stop()
+    write_gallery(all_scenes())
     return 0
 
 

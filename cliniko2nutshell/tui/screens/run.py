@@ -127,7 +127,9 @@ When it ends: a summary per object, what to do next, and the run report (O). Rec
         job = self.job
         if job is None or job.active or job.result is None:
             return None
-        return job.result[0] if isinstance(job.result, tuple) else job.result
+        result = job.result[0] if isinstance(job.result, tuple) else job.result
+        # a sample's, delta's or rollback's result carries its run's summary
+        return getattr(result, "summary", result)
 
     def show_state(self) -> None:
         journey: Journey | None = self.app.journey  # type: ignore[attr-defined]
