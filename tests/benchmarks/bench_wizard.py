@@ -141,7 +141,7 @@ def latencies(term: Terminal, step_text: str, help_text: str, presses: int, stil
 
 def describe(name: str, values: list[float]) -> str:
     ms = sorted(v * 1000 for v in values)
-    p = lambda q: ms[min(len(ms) - 1, int(round(q * (len(ms) - 1))))]  # noqa: E731
+    p = lambda q: ms[min(len(ms) - 1, round(q * (len(ms) - 1)))]  # noqa: E731
     return (f"{name}: n={len(ms)} median {statistics.median(ms):.0f} ms, p90 {p(0.9):.0f} ms, "
             f"p99 {p(0.99):.0f} ms, worst {ms[-1]:.0f} ms")  # fmt: skip
 
