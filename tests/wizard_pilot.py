@@ -10,14 +10,17 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 
-async def settle(pilot: Pilot[Any], until: Callable[[], Any] | None = None, timeout: float = 60.0) -> None:
-    """Wait until `until()` holds (when given) and no worker has run for a while: the screen shows its data."""
+async def settle(
+    pilot: Pilot[Any], until: Callable[[], Any] | None = None, timeout: float = 60.0, *, idle: bool = True
+) -> None:
+    """Wait until `until()` holds (when given) and no worker has run for a while: the screen shows its data.
+    `idle=False` waits for `until()` alone (a dialog a running job waits on: the job stays busy meanwhile)."""
     app = pilot.app
     deadline = time.monotonic() + timeout
     quiet = 0
     while time.monotonic() < deadline:
         await pilot.pause(0.05)
-        busy = any(not w.is_finished for w in app.workers)
+        busy = idle and any(not w.is_finished for w in app.workers)
         ready = until is None or bool(until())
         quiet = quiet + 1 if (ready and not busy) else 0
         if quiet >= 4:

@@ -13,6 +13,7 @@ from textual.widgets import Button, Collapsible, Input, Label, RadioButton, Radi
 
 from cliniko2nutshell.journey import Step
 from cliniko2nutshell.tui.screens.base import StepScreen
+from cliniko2nutshell.tui.widgets.toggles import Choice
 
 
 def _ok(text: str) -> Content:
@@ -100,8 +101,8 @@ The endpoints (advanced) are the real services unless you change them; the demo 
             with Horizontal(id="keep-row"):
                 yield Label("Keep keys in", classes="field-label")
                 with RadioSet(id="keep"):
-                    yield RadioButton("the OS keychain", id="keep-keychain", value=True)
-                    yield RadioButton("this session only (memory)", id="keep-session")
+                    yield Choice("the OS keychain", id="keep-keychain", value=True)
+                    yield Choice("this session only (memory)", id="keep-session")
             yield Static("", id="keychain-note", classes="muted", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Test both", id="test-both", compact=True)

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, DataTable, RadioButton, RadioSet, Static
+from textual.widgets import Button, Checkbox, DataTable, RadioSet, Static
 
 from cliniko2nutshell.engine.readable import sensitivity
 from cliniko2nutshell.engine.runner import ConflictInfo, ConflictPolicy
@@ -22,6 +22,7 @@ from cliniko2nutshell.tui.progress import ExtractBoard, RunBoard, RunView
 from cliniko2nutshell.tui.screens.base import StepScreen
 from cliniko2nutshell.tui.widgets.dashboard import RunDashboard
 from cliniko2nutshell.tui.widgets.tables import fill
+from cliniko2nutshell.tui.widgets.toggles import Choice, Tick
 from cliniko2nutshell.tui.work import Job, JobStatus
 
 POLICIES = {
@@ -99,7 +100,7 @@ class ConflictDialog(ModalScreen[tuple[ConflictPolicy, bool] | None]):
                 yield Static("Someone deleted this record in Nutshell. Overwrite creates it again; keep leaves it "
                              "deleted.", markup=False)  # fmt: skip
             yield DataTable(id="conflict-fields", cursor_type="none", zebra_stripes=True)
-            yield Checkbox("Apply this choice to the rest of this delta's conflicts", id="rest")
+            yield Tick("Apply this choice to the rest of this delta's conflicts", id="rest")
             with Horizontal(classes="buttons"):
                 yield Button("Keep Nutshell's edit", id="skip", variant="primary")
                 yield Button("Overwrite with Cliniko's", id="overwrite", variant="warning")
@@ -196,7 +197,7 @@ Nutshell's edits, or overwrite them. Every conflict and its decision is in the j
         with VerticalScroll(id="delta"):
             with RadioSet(id="policy"):
                 for key, (_, text) in POLICIES.items():
-                    yield RadioButton(text, id=f"policy-{key}", value=key == "ask")
+                    yield Choice(text, id=f"policy-{key}", value=key == "ask")
             with Horizontal(classes="buttons left"):
                 yield Button("Extract changes and apply them", id="start", variant="primary", compact=True)
                 yield Button("Stop", id="stop", compact=True)

@@ -25,6 +25,7 @@ from cliniko2nutshell.mapping.model import (
 from cliniko2nutshell.tui.screens.base import StepScreen
 from cliniko2nutshell.tui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 from cliniko2nutshell.tui.widgets.tables import fill
+from cliniko2nutshell.tui.widgets.toggles import Choice
 
 OBJECT_TITLES = {
     "patients": "Patients → people",
@@ -192,7 +193,7 @@ since the last confirmed version. Limitations of the two APIs are shown on the o
                 yield Label("A patient whose e-mail already belongs to a person in Nutshell:", classes="section-title")
                 with RadioSet(id="existing"):
                     for value, text in EXISTING.items():
-                        yield RadioButton(text, id=f"existing-{value.value}")
+                        yield Choice(text, id=f"existing-{value.value}")
                 for key, title, text in POLICY_SWITCHES:
                     with Horizontal(classes="policy"):
                         yield Switch(id=f"policy-{key}")
