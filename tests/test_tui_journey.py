@@ -79,7 +79,7 @@ async def test_the_whole_journey_from_connect_to_rollback(own_world: World, home
     app = WizardApp(project, demo=world.demo(ns), keyring_backend=world.keyring, start_step=Step.CONNECT)
     async with app.run_test(size=SIZE) as pilot:
         # Connect: the demo filled the keys in; test both, save
-        phase('Connect: the demo filled the keys in; ')
+        phase("Connect: the demo filled the keys in; ")
         await settle(pilot, lambda: app.current_step is Step.CONNECT)
         await pilot.press("ctrl+t")
         await settle(pilot, lambda: app.screen.cliniko_access and app.screen.nutshell_access)
@@ -87,13 +87,13 @@ async def test_the_whole_journey_from_connect_to_rollback(own_world: World, home
         await settle(pilot, lambda: app.current_step is Step.EXTRACT)
 
         # Extract
-        phase('Extract')
+        phase("Extract")
         await pilot.press("e")
         await until_job_ends(pilot)
         await settle(pilot, lambda: app.journey[Step.EXTRACT].state is State.DONE)
 
         # Practitioners: accept the e-mail matches, every other one to the fallback owner
-        phase('Practitioners: accept the e-mail match')
+        phase("Practitioners: accept the e-mail match")
         await pilot.press("ctrl+n")
         await settle(pilot, lambda: app.current_step is Step.PRACTITIONERS and app.screen.data is not None)
         await pilot.press("m")
@@ -105,7 +105,7 @@ async def test_the_whole_journey_from_connect_to_rollback(own_world: World, home
         await settle(pilot, lambda: app.journey[Step.PRACTITIONERS].state is State.DONE)
 
         # Map: accept the proposals, create the missing custom fields, confirm
-        phase('Map: accept the proposals, create the ')
+        phase("Map: accept the proposals, create the ")
         await goto(pilot, Step.MAP, lambda: app.screen.data is not None)
         await pilot.press("a")
         await settle(pilot, lambda: not app.screen.data.open_decisions)
@@ -118,12 +118,12 @@ async def test_the_whole_journey_from_connect_to_rollback(own_world: World, home
         first_version = load_map(project / "mapping.toml").version
 
         # Pre-flight: ready, no blockers
-        phase('Pre-flight: ready, no blockers')
+        phase("Pre-flight: ready, no blockers")
         await goto(pilot, Step.PREFLIGHT, lambda: app.screen.result is not None)
         await settle(pilot, lambda: app.journey[Step.SAMPLE].state is not State.NOT_READY)
 
         # Sample, then its diff
-        phase('Sample, then its diff')
+        phase("Sample, then its diff")
         await goto(pilot, Step.SAMPLE, lambda: getattr(app.screen, "data", None) is not None)
         await pilot.press("s")
         await answer(pilot, "ConfirmDialog", "enter")
@@ -132,7 +132,7 @@ async def test_the_whole_journey_from_connect_to_rollback(own_world: World, home
         assert "Field" in text_of(app) or "record" in text_of(app).lower()
 
         # A map change (a field off), confirmed as a new version; the sample again with it
-        phase('A map change (a field off), confirmed ')
+        phase("A map change (a field off), confirmed ")
         await pilot.press("m")
         await settle(pilot, lambda: app.current_step is Step.MAP and app.screen.data is not None)
         await pilot.press("tab")  # from the objects to their fields
@@ -151,7 +151,7 @@ async def test_the_whole_journey_from_connect_to_rollback(own_world: World, home
         await settle(pilot, lambda: type(app.screen).__name__ == "DiffScreen")
 
         # The full run
-        phase('The full run')
+        phase("The full run")
         await goto(pilot, Step.RUN)
         await pilot.press("s")
         await answer(pilot, "ConfirmDialog", "enter")
@@ -160,7 +160,7 @@ async def test_the_whole_journey_from_connect_to_rollback(own_world: World, home
         assert "ended" in text_of(app)
 
         # Cliniko changes a patient; the front desk edits the same person in Nutshell
-        phase('Cliniko changes a patient; the front d')
+        phase("Cliniko changes a patient; the front d")
         with open_project(project, write=False) as p:
             patient = next(r for r in p.store.iter_records("patients") if not r.get("archived_at"))
         pid = str(patient["id"])
