@@ -40,6 +40,7 @@ class WizardApp(App[None]):
         Binding("f1", "help", "Help"),
         Binding("f2", "toggle_screen_share", "Share"),
         Binding("ctrl+n", "next_step", "Next"),
+        Binding("ctrl+l", "audit_log", "Audit log", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -272,6 +273,19 @@ class WizardApp(App[None]):
 
         folder = self.session.project.reports_dir
         self.background(lambda: open_in_os(folder), lambda msg: self.notify(msg, title="Reports"), what="Opening")
+
+    def action_audit_log(self) -> None:
+        from cliniko2nutshell.tui.screens.audit import AuditScreen
+
+        if self.session is not None and not isinstance(self.screen, AuditScreen):
+            self.push_screen(AuditScreen())
+
+    def action_export_audit_log(self) -> None:
+        """Every entry (or, from the audit log, those its search and menus show) into the reports folder."""
+        from cliniko2nutshell.engine.audit import AuditFilter
+        from cliniko2nutshell.tui.screens.audit import AuditScreen, start_export
+
+        start_export(self, self.screen.flt if isinstance(self.screen, AuditScreen) else AuditFilter())
 
     async def action_switch_project(self) -> None:
         if self.job is not None and self.job.active:
