@@ -14,6 +14,8 @@ from cliniko2nutshell.tui.screens.map import MapScreen
 from cliniko2nutshell.tui.screens.practitioners import PractitionersScreen
 from cliniko2nutshell.tui.screens.preflight import PreflightScreen
 from cliniko2nutshell.tui.screens.project import ProjectScreen
+from cliniko2nutshell.tui.screens.reconcile import ReconcileScreen
+from cliniko2nutshell.tui.screens.rollback import RollbackScreen
 from cliniko2nutshell.tui.screens.run import RunScreen
 from cliniko2nutshell.tui.screens.sample import SampleScreen
 
@@ -27,4 +29,6 @@ STEP_SCREENS: dict[Step, Callable[[], Screen[None]]] = {
     Step.SAMPLE: SampleScreen,
     Step.RUN: RunScreen,
     Step.DELTA: DeltaScreen,
+    Step.RECONCILE: ReconcileScreen,
+    Step.ROLLBACK: RollbackScreen,
 }
