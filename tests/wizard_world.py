@@ -21,11 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from cliniko2nutshell.cliniko.client import ClinikoClient
 from cliniko2nutshell.cliniko.extract import extract
 from cliniko2nutshell.connect import check_cliniko, check_nutshell, record_connection, store_keys
 from cliniko2nutshell.connections import read_snapshot
 from cliniko2nutshell.engine.api import Engine, RunOptions, SampleOptions
+from cliniko2nutshell.engine.rollback import RollbackScope
 from cliniko2nutshell.journey import Step
 from cliniko2nutshell.mapping.catalog import Catalog
 from cliniko2nutshell.mapping.mapfile import load_map, save_map
@@ -58,7 +61,9 @@ STAGES = (
     "sampled",
     "migrated",
     "reconciled",
+    "rolled_back",  # everything rolled back
 )
+WRITING_STAGES = ("sampled", "migrated", "reconciled", "rolled_back")  # Nutshell before the first: `pristine`
 
 
 def run_async(coro: Any) -> Any:
@@ -120,6 +125,8 @@ class World:
     nutshell_seed: dict[str, Any]
     keyring: MemoryKeyring = field(default_factory=MemoryKeyring)
     _nutshells: list[NutshellSandbox] = field(default_factory=list)
+    # Nutshell's state dump (the sandbox's /_sandbox/state) just before a stage's first migration run, by project
+    pristine: dict[Path, dict[str, Any]] = field(default_factory=dict)
     _extracted: Path | None = None
 
     @classmethod
@@ -177,7 +184,10 @@ class World:
             self._point(target, ns)
             if upto >= STAGES.index("connected"):
                 self._connect(target, ns)
+        self.pristine.pop(target, None)
         for step in STAGES[STAGES.index("extracted") + 1 : upto + 1]:
+            if step in WRITING_STAGES and target not in self.pristine:
+                self.pristine[target] = httpx.get(ns.state_url, timeout=30).json()
             _STEPS[step](self, target, ns)
         freeze_times(target)
         return target, ns
@@ -291,9 +301,12 @@ _STEPS: dict[str, Callable[[World, Path, NutshellSandbox], None]] = {
     "matched": _matched,
     "confirmed": _confirmed,
     "preflighted": _preflighted,
-    "sampled": _engine_step(lambda e: e.sample(SampleOptions(size=100))),
-    "migrated": _engine_step(lambda e: e.full(RunOptions())),
+    # One worker: records are written in plan order, so Nutshell's ids and the journal's order are the same in
+    # every build (the audit log and the rollback show them).
+    "sampled": _engine_step(lambda e: e.sample(SampleOptions(size=100, workers=1))),
+    "migrated": _engine_step(lambda e: e.full(RunOptions(workers=1))),
     "reconciled": _engine_step(lambda e: e.reconcile()),
+    "rolled_back": _engine_step(lambda e: e.rollback(RollbackScope())),
 }
 
 

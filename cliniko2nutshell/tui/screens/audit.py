@@ -103,9 +103,15 @@ def read_facets(session: Any) -> dict[str, list[Any]]:
 
 
 def export_path(reports_dir: Path) -> Path:
+    """reports/audit-log-<time>.csv; a second export within the same second gets -2, -3..."""
     from cliniko2nutshell.mapping.report_writers import timestamp
 
-    return reports_dir / f"audit-log-{timestamp()}.csv"
+    stem = reports_dir / f"audit-log-{timestamp()}"
+    path, n = stem.with_suffix(".csv"), 1
+    while path.exists():
+        n += 1
+        path = stem.with_name(f"{stem.name}-{n}.csv")
+    return path
 
 
 def export_audit_log(session: Any, flt: AuditFilter) -> tuple[Path, int]:
@@ -230,7 +236,7 @@ the file. In screen-share mode, error texts are masked like any free text (ids a
     AuditScreen.-narrow #audit-filters Select { width: 14; }
     AuditScreen #audit-entries { height: 1fr; }
     AuditScreen #audit-detail { height: 2; color: $text-muted; }
-    AuditScreen #audit-status { height: 1; }
+    AuditScreen #audit-position { height: 1; }
     EntryDialog .section { margin-top: 1; margin-bottom: 0; }
     EntryDialog #entry-error { height: auto; max-height: 8; }
     """
@@ -260,7 +266,7 @@ the file. In screen-share mode, error texts are masked like any free text (ids a
                     yield Select([(prompt, ALL)], value=ALL, allow_blank=False, id=f"audit-{name}", compact=True)
             yield DataTable(id="audit-entries", cursor_type="row", zebra_stripes=True)
             yield Static("", id="audit-detail", markup=False)
-            yield Static("Reading the journal…", id="audit-status", markup=False)
+            yield Static("Reading the journal…", id="audit-position", markup=False)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -285,7 +291,7 @@ the file. In screen-share mode, error texts are masked like any free text (ids a
         self.app.background(lambda: read_page(session, flt, at), self._loaded, self._failed, key="audit-page")  # type: ignore[attr-defined]
 
     def _failed(self, exc: BaseException) -> None:
-        self.query_one("#audit-status", Static).update(
+        self.query_one("#audit-position", Static).update(
             f"Could not read the journal: {exc}. Changing a filter or the page tries again."
         )
         self.app.report_error(exc, "Reading the journal")  # type: ignore[attr-defined]
@@ -352,7 +358,7 @@ the file. In screen-share mode, error texts are masked like any free text (ids a
                 if narrowed
                 else ("The journal is empty: nothing has been written to Nutshell yet.")
             )
-            self.query_one("#audit-status", Static).update(text)
+            self.query_one("#audit-position", Static).update(text)
             return
         first, last = page.offset + 1, page.offset + len(page.entries)
         parts: list[str | tuple[str, str]] = [
@@ -360,7 +366,7 @@ the file. In screen-share mode, error texts are masked like any free text (ids a
             f" {'matching entries' if narrowed else 'entries'} · page {count(page.number)} of {count(page.pages)}",
             ("   [ ] pages · { } first, last · Enter opens · Ctrl+R clears", "$text-muted"),
         ]
-        self.query_one("#audit-status", Static).update(Content.assemble(*parts))
+        self.query_one("#audit-position", Static).update(Content.assemble(*parts))
 
     def _current(self) -> AuditEntry | None:
         table = self.query_one("#audit-entries", DataTable)

@@ -377,7 +377,7 @@ that every record we created in scope is gone from Nutshell, or was left on purp
             was = RollbackScope.from_dict(interrupted.options.get("scope") or {}).describe()
             parts += [
                 ("⚠ ", "$text-warning"),
-                (f"Rollback run {interrupted.id} ({was}) is {interrupted.status.value}", "bold"),
+                (f"Rollback run {interrupted.id} ({was}) did not finish", "bold"),
                 ": it stopped part-way (a stop, a crash or a closed laptop). R resumes it where it stopped; "
                 "nothing is undone twice.",
             ]
