@@ -121,6 +121,68 @@ SETUP_SCENES: tuple[Scene, ...] = (
 )
 
 
+async def _problem_opened(pilot: Pilot[Any]) -> None:
+    pilot.app.screen.query_one("#reconcile-problems").focus()
+    await pilot.press("enter")
+    await settle(pilot)
+
+
+async def _rollback_previewed(pilot: Pilot[Any]) -> None:
+    await pilot.press("p")
+    await settle(pilot, lambda: getattr(pilot.app.screen, "preview", None) is not None)
+    pilot.app.clear_notifications()  # "Rollback preview finished." would fade at a moment of its own
+    await settle(pilot)
+
+
+async def _rollback_confirm(pilot: Pilot[Any]) -> None:
+    await _rollback_previewed(pilot)
+    await pilot.press("b")
+    await settle(pilot)
+    for field in pilot.app.screen.query(Input):  # a blinking cursor would be on or off at random
+        field.cursor_blink = False
+    await pilot.press(*"Harbour")
+    await settle(pilot)
+
+
+async def _audit_log(pilot: Pilot[Any]) -> None:
+    await pilot.press("ctrl+l")
+    await settle(pilot, lambda: getattr(pilot.app.screen, "page", None) is not None)
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+
+
+async def _audit_people(pilot: Pilot[Any]) -> None:
+    await _audit_log(pilot)
+    pilot.app.screen.query_one("#audit-object").value = "person"
+    await settle(pilot, lambda: pilot.app.screen.page.flt.object == "person")
+
+
+async def _audit_entry(pilot: Pilot[Any]) -> None:
+    await _audit_people(pilot)
+    await pilot.press("down", "down", "enter")
+    await settle(pilot)
+
+
+LEDGER_SCENES: tuple[Scene, ...] = (
+    Scene("10-reconcile", "Step 10, Reconcile: Cliniko, the journal and Nutshell, kind by kind", "reconciled",
+          Step.RECONCILE, ready=lambda app: getattr(app.screen, "view", None) is not None),
+    Scene("10b-reconcile-failure", "A failed record, with its reason and what to do", "reconciled", Step.RECONCILE,
+          ready=lambda app: getattr(app.screen, "view", None) is not None, action=_problem_opened),
+    Scene("11-rollback", "Step 11, Rollback: choose the scope", "reconciled", Step.ROLLBACK, ready=_attr("state")),
+    Scene("11b-rollback-preview", "The rollback's preview: what is deleted, restored, skipped and left, and why",
+          "reconciled", Step.ROLLBACK, ready=_attr("state"), action=_rollback_previewed),
+    Scene("11c-rollback-confirm", "Rolling back takes the project's name", "reconciled", Step.ROLLBACK,
+          ready=_attr("state"), action=_rollback_confirm),
+    Scene("11d-rollback-verified", "After the rollback: its verification", "rolled_back", Step.ROLLBACK,
+          ready=_attr("state")),
+    Scene("12-audit-log", "The audit log (Ctrl+L): every write, a page at a time", "reconciled", Step.PROJECT,
+          action=_audit_log),
+    Scene("12b-audit-log-people", "The audit log filtered to one kind of record", "reconciled", Step.PROJECT,
+          action=_audit_people),
+    Scene("12c-audit-entry", "A journal entry in full", "reconciled", Step.PROJECT, action=_audit_entry),
+)  # fmt: skip
+
+
 def build(world: World, scene: Scene, where: Path, *, share: bool = False) -> tuple[WizardApp, Action]:
     """The app for `scene` (its project made at the scene's stage under `where`) and what to run before the
     picture."""

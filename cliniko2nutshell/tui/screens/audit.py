@@ -258,7 +258,7 @@ the file. In screen-share mode, error texts are masked like any free text (ids a
             with Horizontal(id="audit-filters"):
                 yield Input(
                     self.flt.text or "",
-                    placeholder="/ Search: a Cliniko id, a Nutshell id, words of an error",
+                    placeholder="/ search ids, errors",
                     id="audit-search",
                     compact=True,
                 )
@@ -364,7 +364,7 @@ the file. In screen-share mode, error texts are masked like any free text (ids a
         parts: list[str | tuple[str, str]] = [
             (f"{count(first)}–{count(last)} of {count(page.total)}", "bold"),
             f" {'matching entries' if narrowed else 'entries'} · page {count(page.number)} of {count(page.pages)}",
-            ("   [ ] pages · { } first, last · Enter opens · Ctrl+R clears", "$text-muted"),
+            ("  ·  [ ] pages, { } first and last, Enter opens one", "$text-muted"),
         ]
         self.query_one("#audit-position", Static).update(Content.assemble(*parts))
 

@@ -29,6 +29,8 @@ PROBLEMS_SHOWN = 1000  # rows of the problems table; the report lists every one
 # Jobs after which what Nutshell holds may have changed: a reconciliation shown from before is out of date.
 WRITING_JOBS = ("sample", "full", "retry", "resume", "delta", "rollback")
 
+ACTION_BUTTONS = {"reconcile": "reconcile-run", "stop": "reconcile-stop", "retry": "reconcile-retry",
+                  "open_report": "reconcile-report"}  # fmt: skip
 LINE_COLUMNS = [
     ("object", "Records"),
     ("planned", "Planned"),
@@ -156,6 +158,7 @@ project, so coming back shows it again without reading Nutshell.
         super().__init__()
         self.view: ReconcileView | None = None
         self.job: Job | None = None
+        self.available: dict[str, bool] = {}  # the actions that do something now (buttons, footer keys)
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="reconcile"):
@@ -251,13 +254,20 @@ project, so coming back shows it again without reading Nutshell.
             if view.stale:
                 parts += [" ", ("⚠ Run " + str(view.last_run) + " wrote since: R reconciles again.", "$text-warning")]
         self.query_one("#reconcile-state", Static).update(Content.assemble(*parts))
-        failed = bool(view and view.rec and view.rec.quarantine)
-        self.query_one("#reconcile-run", Button).display = not running
-        self.query_one("#reconcile-run", Button).disabled = not self.ready
-        self.query_one("#reconcile-stop", Button).display = running
+        self.available = {
+            "reconcile": not running and self.ready,
+            "stop": running,
+            "retry": not running and bool(view and view.rec and view.rec.quarantine),
+            "open_report": bool(view and view.reports),
+        }
+        for action, shown in self.available.items():
+            self.query_one(f"#{ACTION_BUTTONS[action]}", Button).display = shown
         self.query_one("#reconcile-run", Button).label = "Reconcile again" if view and view.rec else "Reconcile now"
-        self.query_one("#reconcile-retry", Button).display = failed
-        self.query_one("#reconcile-report", Button).display = bool(view and view.reports)
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Only the keys that do something now are in the footer."""
+        return self.available.get(action, True)
 
     def _show_lines(self) -> None:
         table = self.query_one("#reconcile-lines", DataTable)
@@ -322,14 +332,10 @@ project, so coming back shows it again without reading Nutshell.
 
     # -- actions -------------------------------------------------------------------------------------------
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        actions = {
-            "reconcile-run": self.action_reconcile,
-            "reconcile-stop": self.action_stop,
-            "reconcile-retry": self.action_retry,
-            "reconcile-report": self.action_open_report,
-        }
-        if event.button.id in actions:
-            actions[event.button.id]()
+        action = next((a for a, button in ACTION_BUTTONS.items() if button == event.button.id), None)
+        if action is not None:
+            event.stop()
+            getattr(self, f"action_{action}")()
 
     def action_reconcile(self) -> None:
         if not self.ready:

@@ -42,8 +42,10 @@ COUNT_COLUMNS = [
     ("edited", "Skip: edited"),
     ("keep", "Left"),
 ]
-LEFT_COLUMNS = [("what", "Left in place"), ("object", "Record"), ("id", "Cliniko id"), ("why", "Why")]
+LEFT_COLUMNS = [("what", "Left in place"), ("object", "Record"), ("id", "Cliniko id or name"), ("why", "Why")]
 LEFT_SHOWN = 1000  # rows of the left-in-place table; the preview report lists every one
+ACTION_BUTTONS = {"preview": "rollback-preview", "rollback": "rollback-go", "resume": "rollback-resume",
+                  "stop": "rollback-stop", "open_report": "rollback-report"}  # fmt: skip
 # Jobs after which a preview no longer says what a rollback would do.
 WRITING_JOBS = ("sample", "full", "retry", "resume", "delta", "rollback")
 
@@ -143,7 +145,7 @@ def left_rows(preview: Preview, force: bool) -> list[tuple[str, list[Any]]]:
     return rows[:LEFT_SHOWN]
 
 
-def verification_text(verification: dict[str, Any] | Verification, status: str, outcome: str | None) -> Content:
+def verification_text(verification: dict[str, Any] | Verification, status: str) -> Content:
     v = (
         verification
         if isinstance(verification, dict)
@@ -175,8 +177,6 @@ def verification_text(verification: dict[str, Any] | Verification, status: str, 
         ]
         reported = v.get("reported", 0)
         parts += [f"; {count(reported)} left in place as the preview said." if reported else "."]
-    if outcome:
-        parts += [("  Outcome: ", "$text-muted"), (outcome, "$text-muted")]
     return Content.assemble(*parts)
 
 
@@ -225,6 +225,7 @@ that every record we created in scope is gone from Nutshell, or was left on purp
         self.preview_reports: list[str] = []
         self.job: Job | None = None  # the preview, the rollback or its resumption, started here
         self._force = False
+        self.available: dict[str, bool] = {}  # the actions that do something now (buttons, footer keys)
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="rollback"):
@@ -400,15 +401,16 @@ that every record we created in scope is gone from Nutshell, or was left on purp
         self._show_result()
         previewed = self.preview is not None and scope is not None and self.preview.scope == scope
         can_write = not running and interrupted is None and self.ready
-        buttons = {
-            "#rollback-preview": can_write and scope is not None,
-            "#rollback-go": can_write and previewed and bool(self.preview and self.preview.items),
-            "#rollback-resume": not running and interrupted is not None,
-            "#rollback-stop": running,
-            "#rollback-report": not running and bool(self._report()),
+        self.available = {
+            "preview": can_write and scope is not None,
+            "rollback": can_write and previewed and bool(self.preview and self.preview.items),
+            "resume": not running and interrupted is not None,
+            "stop": running,
+            "open_report": not running and bool(self._report()),
         }
-        for selector, shown in buttons.items():
-            self.query_one(selector, Button).display = shown
+        for action, shown in self.available.items():
+            self.query_one(f"#{ACTION_BUTTONS[action]}", Button).display = shown
+        self.refresh_bindings()
         for selector in ("#rollback-scope", "#rollback-force"):
             self.query_one(selector).disabled = running or interrupted is not None
         self.query_one("#rollback-groups", SelectionList).disabled = running or interrupted is not None
@@ -420,16 +422,14 @@ that every record we created in scope is gone from Nutshell, or was left on purp
         job = self._rollback_job()
         if job is not None and not job.active and isinstance(job.result, tuple):
             summary, verification = job.result
-            text = verification_text(verification, summary.status.value, summary.outcome.value)
+            text = verification_text(verification, summary.status.value)
             result.update(Content.assemble((f"Rollback run {summary.run_id}: ", "bold"), text))
             return
         last = self.state.last_rollback if self.state is not None else None
         if job is None and last is not None and last.summary and "verification" in last.summary:
             scope = RollbackScope.from_dict(last.summary.get("scope") or {})
             head = f"Last rollback, run {last.id} ({scope.describe()}, {short_when(last.finished_at or '')} UTC): "
-            text = verification_text(
-                last.summary["verification"], last.status.value, last.outcome.value if last.outcome else None
-            )
+            text = verification_text(last.summary["verification"], last.status.value)
             result.update(Content.assemble((head, "bold"), text))
             return
         result.update("")
@@ -505,17 +505,15 @@ that every record we created in scope is gone from Nutshell, or was left on purp
         self.query_one("#rollback-paths", Static).update(f"Report: {home_path(report)} (O opens it)" if report else "")
 
     # -- actions -------------------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Only the keys that do something now are in the footer."""
+        return self.available.get(action, True)
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        actions = {
-            "rollback-preview": self.action_preview,
-            "rollback-go": self.action_rollback,
-            "rollback-resume": self.action_resume,
-            "rollback-stop": self.action_stop,
-            "rollback-report": self.action_open_report,
-        }
-        if event.button.id in actions:
+        action = next((a for a, button in ACTION_BUTTONS.items() if button == event.button.id), None)
+        if action is not None:
             event.stop()
-            actions[event.button.id]()
+            getattr(self, f"action_{action}")()
 
     def _can_write(self) -> bool:
         if not self.ready:
