@@ -138,8 +138,6 @@ async def _rollback_confirm(pilot: Pilot[Any]) -> None:
     await _rollback_previewed(pilot)
     await pilot.press("b")
     await settle(pilot)
-    for field in pilot.app.screen.query(Input):  # a blinking cursor would be on or off at random
-        field.cursor_blink = False
     await pilot.press(*"Harbour")
     await settle(pilot)
 
@@ -147,8 +145,6 @@ async def _rollback_confirm(pilot: Pilot[Any]) -> None:
 async def _audit_log(pilot: Pilot[Any]) -> None:
     await pilot.press("ctrl+l")
     await settle(pilot, lambda: getattr(pilot.app.screen, "page", None) is not None)
-    for field in pilot.app.screen.query(Input):
-        field.cursor_blink = False
 
 
 async def _audit_people(pilot: Pilot[Any]) -> None:

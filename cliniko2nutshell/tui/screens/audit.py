@@ -220,11 +220,11 @@ the file. In screen-share mode, error texts are masked like any free text (ids a
     BINDINGS = [
         Binding("escape", "close", "Back"),
         Binding("slash", "search", "Search"),
-        Binding("left_square_bracket", "page(-1)", "Prev page"),
-        Binding("right_square_bracket", "page(1)", "Next page"),
+        Binding("left_square_bracket", "page(-1)", "Earlier"),
+        Binding("right_square_bracket", "page(1)", "Later"),
         Binding("left_curly_bracket", "first", "First page", show=False),
-        Binding("right_curly_bracket", "last", "Last page"),
-        Binding("ctrl+e", "export", "Export CSV"),
+        Binding("right_curly_bracket", "last", "Last"),
+        Binding("ctrl+e", "export", "Export"),
         Binding("ctrl+r", "clear", "Clear filters", show=False),
     ]
     DEFAULT_CSS = """
