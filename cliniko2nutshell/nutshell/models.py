@@ -433,8 +433,8 @@ class Activity(_Read):
 
     def to_payload(self) -> dict[str, Any]:
         """This activity as an activityPostInput element (Unix times, REST ids), plus the files on its log note.
-        Empty fields are left out; the three flags are always there. A cancelled activity is not told apart here
-        (REST documents `isCancelled` on read only; an update keeps it, see the client's `_activity_input`)."""
+        Empty fields are left out; the three flags are always there, and `isCancelled` when it is cancelled (REST
+        documents it on read only: an update sends it back so that a PUT does not un-cancel the activity)."""
         out = compact(
             {
                 "name": self.name,
@@ -447,7 +447,10 @@ class Activity(_Read):
                 "files": [{"id": f.id.rest, "name": f.name, "size": f.size} for f in self.files],
             }
         )
-        return out | {"isLogged": self.is_logged, "isAllDay": self.is_all_day, "isFlagged": self.is_flagged}
+        out |= {"isLogged": self.is_logged, "isAllDay": self.is_all_day, "isFlagged": self.is_flagged}
+        if self.status is ActivityStatus.CANCELLED:
+            out["isCancelled"] = True
+        return out
 
     @classmethod
     def from_api(cls, raw: dict[str, Any]) -> Self:
