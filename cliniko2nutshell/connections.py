@@ -11,7 +11,6 @@ from collections.abc import Iterable
 
 from cliniko2nutshell.cliniko.client import ClinikoClient
 from cliniko2nutshell.events import EventSink, ignore
-from cliniko2nutshell.mapping.names import normalize_email
 from cliniko2nutshell.mapping.practitioners import NutshellUser
 from cliniko2nutshell.mapping.snapshot import (
     DEFAULT_FILE_SIZE_LIMIT,
@@ -21,12 +20,14 @@ from cliniko2nutshell.mapping.snapshot import (
     NutshellSnapshot,
 )
 from cliniko2nutshell.nutshell.client import NutshellClient
+from cliniko2nutshell.nutshell.existing import people_by_email
 from cliniko2nutshell.nutshell.rest import DEFAULT_REST_URL
 from cliniko2nutshell.project import Project
 from cliniko2nutshell.project.secrets import Secret, Secrets
+from cliniko2nutshell.project.store import Store
 
-# How many e-mail look-ups run at once when checking which patients already exist in Nutshell.
-EMAIL_LOOKUP_CONCURRENCY = 8
+# Where the size of the Nutshell account's people list is kept between commands (ids and counts only).
+PEOPLE_MILESTONE = "nutshell_people"
 
 
 class MissingCredentials(RuntimeError):
@@ -41,6 +42,18 @@ def _require(secrets: Secrets, secret: Secret, what: str) -> str:
             f"{secrets.explain()}"
         )
     return value
+
+
+def known_people_total(store: Store) -> int | None:
+    """How many people the Nutshell account held when we last looked (None: never looked)."""
+    seen = store.milestone(PEOPLE_MILESTONE)
+    total = seen.detail.get("total") if seen else None
+    return total if isinstance(total, int) else None
+
+
+def remember_people_total(store: Store, total: int | None) -> None:
+    if total is not None and total != known_people_total(store):
+        store.set_milestone(PEOPLE_MILESTONE, {"total": total})
 
 
 def project_secrets(project: Project) -> Secrets:
@@ -93,10 +106,13 @@ async def read_snapshot(
     file_size_limit: int | None = DEFAULT_FILE_SIZE_LIMIT,
     custom_field_cap: int | None = None,
     contact_limit: int | None = None,
+    project: Project | None = None,
 ) -> NutshellSnapshot:
     """What Nutshell holds that the map and the pre-flight compare against: users, activity types, custom field
-    definitions, how many people and companies it holds, and the people already there with any of `emails` (one
-    look-up per distinct address). `contact_limit` is the plan's, as the user recorded it."""
+    definitions, how many people and companies it holds, and the people already there with any of `emails`
+    (nutshell/existing.py: one look-up per distinct address or one read per page of the account's people,
+    whichever is fewer). `contact_limit` is the plan's, as the user recorded it. With `project`, the account's
+    size is kept for the run's own check (which then needs no count first)."""
     users, types, contact_fields, account_fields, people_total, companies_total = await asyncio.gather(
         client.list_users(),
         client.list_activity_types(),
@@ -105,21 +121,13 @@ async def read_snapshot(
         client.count("contacts"),
         client.count("accounts"),
     )
-    wanted = sorted({normalize_email(e) for e in emails if e and "@" in e} - {""})
-    gate = asyncio.Semaphore(EMAIL_LOOKUP_CONCURRENCY)
-
-    async def look_up(email: str) -> tuple[str, list[ExistingPerson]]:
-        async with gate:
-            people = await client.find_people_by_email(email)
-        # Whether Nutshell matches e-mails case-insensitively is unconfirmed: compare the addresses ourselves.
-        found = [
-            ExistingPerson(p.id.rest, p.name, tuple(e.value for e in p.emails if isinstance(e.value, str)))
-            for p in people
-            if any(normalize_email(e.value) == email for e in p.emails if isinstance(e.value, str))
-        ]
-        return email, found
-
-    found = dict(await asyncio.gather(*(look_up(e) for e in wanted)))
+    existing = await people_by_email(client, emails, total=people_total)
+    if project is not None:
+        remember_people_total(project.store, existing.total)
+    found = {
+        email: [ExistingPerson(p.id.rest, p.name, tuple(e.value for e in p.emails)) for p in people]
+        for email, people in existing.found.items()
+    }
     return NutshellSnapshot(
         users=[
             NutshellUser(
@@ -137,10 +145,10 @@ async def read_snapshot(
             "Contacts": [CustomFieldInfo(d.name, d.type or "Text", "Contacts", d.choices) for d in contact_fields],
             "Accounts": [CustomFieldInfo(d.name, d.type or "Text", "Accounts", d.choices) for d in account_fields],
         },
-        people_by_email={e: people for e, people in found.items() if people},
+        people_by_email=found,
         file_size_limit=file_size_limit,
         custom_field_cap=custom_field_cap,
-        people_total=people_total,
+        people_total=people_total if people_total is not None else existing.total,
         companies_total=companies_total,
         contact_limit=contact_limit,
     )

@@ -202,7 +202,7 @@ async def check_blockers(project: Project, client: Any, *, reference_time: datet
         ]
     mapping = load_map(project.mapping_path)
     emails = [r.get("email") for r in project.store.iter_records("patients")]
-    snapshot = await read_snapshot(client, emails, contact_limit=contact_limit(project))
+    snapshot = await read_snapshot(client, emails, contact_limit=contact_limit(project), project=project)
     report = preflight(project.store, mapping, snapshot, reference_time=reference_time)
     record_preflight(project, report)
     return report.blockers
