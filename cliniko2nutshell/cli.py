@@ -64,9 +64,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_connect.add_parser(sub, _project_args).set_defaults(handler=_cmd_connect)
     cli_log.add_parser(sub, _project_args).set_defaults(handler=_cmd_log)
+    sp = sub.add_parser("bench", help="time a whole migration of a synthetic clinic against the sandboxes")
+    sp.add_argument("--patients", type=int, required=True, help="size of the synthetic clinic (10-100000)")
+    sp.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer of both sandboxes")
+    sp.add_argument("--cliniko-rate", type=int, default=200, help="Cliniko requests per minute (0: no limit)")
+    sp.add_argument("--nutshell-rate", type=int, default=0, help="Nutshell requests per minute (0: no limit)")
+    sp.add_argument("--workers", type=int, default=8, help="writes to Nutshell in flight at most")
+    sp.add_argument("--seed", type=int, default=1, help="seed of the synthetic clinic")
+    sp.add_argument("--keep", type=Path, help="create the project here and keep it (default: a deleted temp folder)")
+    sp.add_argument("--json", action="store_true", help="end with one JSON line holding every figure")
+    sp.set_defaults(handler=_cmd_bench)
     order = {name: i for i, name in enumerate(JOURNEY)}
     sub._choices_actions.sort(key=lambda a: order.get(a.dest, len(order)))  # help lists them in journey order
     return parser
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from cliniko2nutshell.benchmark import BenchError, BenchOptions, format_result, run_bench
+
+    options = BenchOptions(
+        patients=args.patients,
+        seed=args.seed,
+        latency_ms=args.latency_ms,
+        cliniko_rate=args.cliniko_rate or None,
+        nutshell_rate=args.nutshell_rate or None,
+        workers=args.workers,
+        keep=args.keep,
+    )
+    try:
+        result = run_bench(options, say=lambda line: print(line, file=sys.stderr, flush=True))
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    print(format_result(result))
+    if args.json:
+        print(json.dumps(result))
+    return 0
 
 
 def _screen_share_arg(sp: argparse.ArgumentParser) -> None:
@@ -332,7 +365,7 @@ def _with_snapshot(args: argparse.Namespace, command: str, body) -> int:  # type
 
         async def read():  # type: ignore[no-untyped-def]
             async with nutshell_client(project, project_secrets(project)) as client:
-                return await read_snapshot(client, emails, contact_limit=contact_limit(project))
+                return await read_snapshot(client, emails, contact_limit=contact_limit(project), project=project)
 
         try:
             snapshot = asyncio.run(read())

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cliniko2nutshell.engine.destination import AfterJournal, Entity, Remote
 from cliniko2nutshell.engine.fields import before_of, changes_needed, fill_empty, holds, restrict, same
 from cliniko2nutshell.engine.journal import Action, Journal, MapWrite, Origin, RunKind, RunStatus, State
 from cliniko2nutshell.engine.markers import (
@@ -22,6 +27,7 @@ from cliniko2nutshell.engine.ops import GROUPS, OBJECTS, Op, RecordRef, dependen
 from cliniko2nutshell.engine.sample import select_sample
 from cliniko2nutshell.mapping.catalog import Catalog
 from cliniko2nutshell.mapping.outputs import KINDS
+from cliniko2nutshell.nutshell.concurrency import AdaptiveLimiter, Slot
 from cliniko2nutshell.project.store import Store
 from tests.fakes.clinic_store import load_clinic
 
@@ -124,6 +130,31 @@ def test_fingerprints_name_the_fields_someone_edited() -> None:
     assert edited_fields(taken, {**before, "description": ""}) == []  # empty is empty
 
 
+def test_fingerprints_taken_from_what_we_sent_survive_nutshells_rewriting() -> None:
+    sent = {
+        "name": "Zoë Ångström",
+        "emails": [{"isPrimary": True, "name": "home", "value": "Zoe@Example.org"}],
+        "phones": [{"isPrimary": True, "name": "mobile", "value": "0412 000 111"}],
+        "addresses": [{"isPrimary": True, "name": "home", "address_1": "1 Beach Rd", "city": "Hampton"}],
+        "customFields": {"Balance Due": "60.5", "Date of Birth": "1980-02-29", "Cliniko Patient ID": "42"},
+        "links": {"owner": "5-users", "accounts": ["2-accounts", "1-accounts"]},
+    }
+    read = {
+        "name": " Zoë Ångström",
+        "emails": [{"isPrimary": True, "name": None, "value": "zoe@example.org"}],
+        "phones": [{"isPrimary": True, "name": "Mobile", "value": "+61412000111"}],
+        "addresses": [{"isPrimary": True, "name": "Home", "address_1": "1 Beach Rd", "city": "Hampton"}],
+        "customFields": {"Balance Due": {"currency": "AUD", "amount": "60.50"},
+                         "Date of Birth": "1980-02-29T00:00:00+0000", "Cliniko Patient ID": 42, "Empty": ""},
+        "links": {"owner": "5-users", "accounts": ["1-accounts", "2-accounts"]},
+    }  # fmt: skip
+    taken = fingerprint(sent)
+    assert edited_fields(taken, read) == []
+    edited = {**read, "phones": [{"isPrimary": True, "value": "+61412999888"}], "links": {"owner": "6-users"}}
+    edited["customFields"] = {**read["customFields"], "Date of Birth": "1980-03-01"}
+    assert edited_fields(taken, edited) == ["customFields.Date of Birth", "links.accounts", "links.owner", "phones"]
+
+
 def test_field_comparison() -> None:
     assert same([{"isPrimary": True, "value": "a@b.c"}], [{"isPrimary": True, "name": "x", "value": "a@b.c"}])
     assert same("60.00", {"currency": "USD", "amount": "60.00"}) and same(60, "60.00")
@@ -157,3 +188,55 @@ def test_the_stratified_sample_represents_every_type_status_and_practitioner(pro
     with pytest.raises(ValueError, match="no such patient"):
         select_sample(project.store, catalog, patients=["nope"])
     assert json.dumps(sel.strata)
+
+
+async def test_every_write_waits_for_its_intent_on_disk_and_concurrent_writes_share_the_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path / "m.db")
+    flushed: list[int] = []
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        time.sleep(0.02)
+        real_fsync(fd)
+        flushed.append(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    journal = Journal(store)
+    run = journal.start_run(RunKind.FULL, 1)
+    sent: list[int] = []
+
+    class Nutshell:
+        async def create(self, entity: Entity, payload: dict[str, Any]) -> Remote:
+            sent.append(len(flushed))  # fsyncs done when the call goes out
+            return Remote(f"{len(sent)}-contacts")
+
+        async def get(self, entity: Entity, id_: str) -> None:
+            return None
+
+    dest = AfterJournal(Nutshell(), journal.barrier)  # type: ignore[arg-type]
+
+    async def write(i: int) -> None:
+        journal.intent(run.id, "person", str(i), "contacts", Action.CREATE)
+        await dest.create(Entity.CONTACTS, {"name": str(i)})
+
+    await write(0)  # not durable (tests, or --no-fsync): no wait at all
+    assert flushed == [] and sent == [0]
+    journal.durable()
+    await asyncio.gather(*(write(i) for i in range(1, 9)))
+    assert all(n >= 1 for n in sent[1:])  # none went out before an fsync that followed its intent
+    assert len(flushed) == 2  # the first intent's, then one for the seven committed while it ran
+    assert await dest.get(Entity.CONTACTS, "1-contacts") is None and len(flushed) == 2  # reads never wait
+    store.close()
+
+
+def test_a_cap_on_concurrency_holds_the_limit_below_it() -> None:
+    limiter = AdaptiveLimiter(initial=8, maximum=32)
+    limiter.cap(4)
+    assert (limiter.limit, limiter.maximum) == (4, 4)
+    limiter.cap(12)  # nothing throttled yet: start at the cap
+    assert limiter.limit == 12
+    limiter.record_rate_limited(Slot(limiter._epoch))
+    limiter.cap(16)  # throttled since: it recovers towards the new cap on its own, not at once
+    assert limiter.limit == 6 and limiter.maximum == 16

@@ -40,6 +40,9 @@ class ListPlan:
     def prepare_file(self, op: Op) -> None:
         pass
 
+    def person_emails(self) -> set[str]:
+        return {op.email for op in self._ops if op.email}
+
 
 def person(pid: str, email: str | None = None, **extra: Any) -> Op:
     payload: dict[str, Any] = {"name": f"Patient {pid}", "customFields": {PATIENT_ID_FIELD: pid}}

@@ -524,6 +524,8 @@ async def test_update_activity_puts_the_whole_activity() -> None:
                 "endTime": 1717003600,
                 "activityType": "1-activityTypes",
                 "isLogged": True,
+                "isAllDay": False,  # a PUT replaces the activity: its flags go with it, as read
+                "isFlagged": False,
                 "links": {"participants": ["3-contacts", "5-users"]},
             }
         ]

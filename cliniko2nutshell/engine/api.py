@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from cliniko2nutshell.engine.counts import RunSummary
-from cliniko2nutshell.engine.destination import Destination
+from cliniko2nutshell.engine.destination import AfterJournal, Destination
 from cliniko2nutshell.engine.destination_nutshell import NutshellDestination
 from cliniko2nutshell.engine.diff import DiffReport, diff_sample
 from cliniko2nutshell.engine.diff_store import load_diff, save_diff
@@ -240,7 +240,6 @@ class Engine:
         if project.lock is None or not project.lock.held:
             raise EngineError("open the project for writing (it must hold its lock) before running the engine")
         self.project = project
-        self.dest = destination
         self.mapping = mapping
         self.activity_types = activity_types
         self.file_size_limit = file_size_limit
@@ -254,6 +253,7 @@ class Engine:
         # Nutshell's users by id -> name, read when a diff needs them (set by `connect`; none in tests).
         self.user_names: Callable[[], Awaitable[dict[str, str]]] = _no_users
         self.journal = Journal(project.store)
+        self.dest: Destination = AfterJournal(destination, self.journal.barrier)  # type: ignore[assignment]
         self._verify()
         # We hold the project lock: a run still "running" belongs to a process that died.
         for run_id in self.journal.mark_stale_runs_interrupted():

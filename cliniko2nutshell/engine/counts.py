@@ -58,6 +58,8 @@ class RunSummary:
     elapsed_seconds: float = 0.0
     message: str = ""
     reports: list[str] = field(default_factory=list)  # files written under reports/
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # wall time of each phase run
+    estimate: dict[str, Any] | None = None  # what engine/estimate.py expected before the run (Estimate.as_dict)
 
     @property
     def writes(self) -> int:
@@ -76,4 +78,6 @@ class RunSummary:
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "message": self.message,
             "reports": self.reports,
+            "phase_seconds": {k: round(v, 3) for k, v in self.phase_seconds.items()},
+            "estimate": self.estimate,
         }

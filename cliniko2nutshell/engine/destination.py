@@ -12,7 +12,7 @@ like an edit of the person.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -51,6 +51,15 @@ class FileSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ExistingPeople:
+    """People already in Nutshell by e-mail (compared trimmed and case-folded): their ids only (read one whole
+    before writing to it), and how many people the account holds when that was learned."""
+
+    by_email: dict[str, list[str]] = field(default_factory=dict)
+    total: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DestinationBudget:
     concurrency: int | None = None  # the adaptive concurrency limit right now
     in_flight: int | None = None
@@ -81,15 +90,19 @@ class Destination(Protocol):
     """The Nutshell operations the engine uses. Errors are the five exceptions above; anything else is a bug."""
 
     async def create(self, entity: Entity, payload: dict[str, Any]) -> Remote:
-        """Create one record from a REST create element (notes: {"body": str, "parent": "<id>"})."""
+        """Create one record from a REST create element (notes: {"body": str, "parent": "<id>"}), in one call:
+        the Remote holds what Nutshell answered (and what was sent where the answer leaves it out), no rev."""
         ...
 
     async def get(self, entity: Entity, id_: str) -> Remote | None:
         """The record, or None when it does not exist or is in the trash."""
         ...
 
-    async def update(self, entity: Entity, id_: str, changes: dict[str, Any], rev: str | None) -> Remote:
-        """Set top-level fields (customFields: only the names given); `rev` guards against lost updates."""
+    async def update(
+        self, entity: Entity, id_: str, changes: dict[str, Any], rev: str | None, current: Remote | None = None
+    ) -> Remote:
+        """Set top-level fields (customFields: only the names given). `current` is the record as the caller just
+        read it (its conflict check): with it the update is one call; `rev` guards where the API can."""
         ...
 
     async def delete(self, entity: Entity, id_: str, rev: str | None) -> None:
@@ -116,6 +129,11 @@ class Destination(Protocol):
 
     async def find_people_by_email(self, email: str) -> list[Remote]: ...
 
+    async def people_by_email(self, emails: Iterable[str | None], *, total: int | None = None) -> ExistingPeople:
+        """Who already holds any of `emails`, for at most min(distinct e-mails, pages of the account's people)
+        requests (one more to learn the account's size when `total`, its size last time, is not given)."""
+        ...
+
     async def upload_file(self, activity_id: str, spec: FileSpec) -> Remote:
         """Put a file on a logged activity; the Remote is the file (fields: name, size)."""
         ...
@@ -133,3 +151,29 @@ class Destination(Protocol):
         ...
 
     def budget(self) -> DestinationBudget: ...
+
+    def cap_concurrency(self, requests: int) -> None:
+        """At most `requests` calls in flight from now on (the run's `workers`)."""
+        ...
+
+
+class AfterJournal:
+    """A Destination whose writes wait until the journal is on disk: every intent is durable before the call it
+    guards, wherever the call comes from (runs, rollbacks, recovery). Reads go straight through."""
+
+    _WRITES = frozenset({"create", "update", "delete", "undelete", "upload_file"})
+
+    def __init__(self, inner: Destination, barrier: Callable[[], Awaitable[None]]) -> None:
+        self.inner = inner
+        self._barrier = barrier
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name not in self._WRITES:
+            return attr
+
+        async def written(*args: Any, **kwargs: Any) -> Any:
+            await self._barrier()
+            return await attr(*args, **kwargs)
+
+        return written

@@ -114,6 +114,15 @@ def before_of(changes: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def apply(stored: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """What `stored` holds once `changes` are written (customFields and links name by name): an update that
+    answers nothing (a PATCH's 204) is not read back."""
+    out = {k: (dict(v) if k in NESTED and isinstance(v, dict) else v) for k, v in stored.items()}
+    for key, name, value in _pairs(changes):
+        _put(out, key, name, value)
+    return out
+
+
 def holds(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
     """Does `stored` hold every field of `wanted`?"""
     return all(same(value, _get(stored, key, name)) for key, name, value in _pairs(wanted))

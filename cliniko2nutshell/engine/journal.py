@@ -216,11 +216,18 @@ class Journal:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.conn = store.conn
+        self._durable = False
 
     def durable(self) -> None:
-        """Make each commit reach the disk before the call it guards (WAL's NORMAL may lose the last commits
-        on power loss, and a lost intent row would let a resume create a record twice)."""
-        self.conn.execute("PRAGMA synchronous=FULL")
+        """Make each intent reach the disk before the call it guards (WAL's NORMAL may lose the last commits on
+        power loss, and a lost intent row would let a resume create a record twice): every write to Nutshell
+        then waits for `barrier()` (engine/destination.py `AfterJournal`), one fsync for all the calls waiting."""
+        self._durable = True
+
+    async def barrier(self) -> None:
+        """Everything journaled so far is on disk (when `durable()`: a no-op otherwise, e.g. in tests)."""
+        if self._durable:
+            await self.store.barrier()
 
     # -- runs ----------------------------------------------------------------------------------------------
     def start_run(self, kind: RunKind, map_version: int | None, options: dict[str, Any] | None = None) -> Run:

@@ -154,6 +154,20 @@ class Plan:
         finally:
             spool.close()
 
+    def person_emails(self) -> set[str]:
+        """E-mails of the patients whose person is not in Nutshell yet (raw, as Cliniko holds them: a superset of
+        what the people ops carry, which the runner compares normalised)."""
+        if not self.scope.everything:
+            return {op.email for op in self._scoped() if op.object == "person" and op.email and not self._mapped(op)}
+        rows = self.store.conn.execute(
+            "SELECT DISTINCT json_extract(raw, '$.email') FROM cliniko_records WHERE object = 'patients' "
+            "AND id NOT IN (SELECT source_id FROM id_map WHERE object = 'person')"
+        )
+        return {r[0] for r in rows if isinstance(r[0], str) and r[0].strip()}
+
+    def _mapped(self, op: Op) -> bool:
+        return self.journal is not None and self.journal.mapped(*op.key) is not None
+
     def _close_spools(self) -> None:
         for spool in (self._spools or {}).values():
             spool.close()

@@ -533,7 +533,7 @@ class RollbackRunner:
         restored = remote
         if before and not holds(remote.fields, before):
             try:
-                restored = await self.dest.update(item.entity, item.nutshell_id, before, remote.rev)
+                restored = await self.dest.update(item.entity, item.nutshell_id, before, remote.rev, current=remote)
             except OutcomeUnknown as exc:
                 if await self._settle(seq, exc):
                     return "restored"

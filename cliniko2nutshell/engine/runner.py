@@ -24,12 +24,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from cliniko2nutshell.connections import known_people_total, remember_people_total
 from cliniko2nutshell.engine import events as ev
 from cliniko2nutshell.engine.counts import Counts, RunSummary
 from cliniko2nutshell.engine.destination import (
     Conflict,
     Destination,
     Entity,
+    ExistingPeople,
     FileSpec,
     Gone,
     OutcomeUnknown,
@@ -53,10 +55,12 @@ from cliniko2nutshell.engine.markers import edited_fields, field_value, fingerpr
 from cliniko2nutshell.engine.ops import PHASES, Op, Phase, RecordRef, entity_of, phase_of
 from cliniko2nutshell.engine.recovery import delete_replaced, settle, settle_open
 from cliniko2nutshell.events import Event, EventSink, ignore
+from cliniko2nutshell.mapping.names import normalize_email
 
 log = logging.getLogger(__name__)
 
 KILL_ENV = "CLINIKO2NUTSHELL_TEST_KILL"  # "<object>:<n>[:intent|sent|done]": SIGKILL self (kill-and-resume tests)
+OPS_PER_REQUEST_SLOT = 2  # ops under way per request slot (see RunSettings.workers)
 MAX_CONSECUTIVE_ERRORS = 25  # unexpected errors in a row: something systematic, stop instead of quarantining all
 # Tries of a create or upload whose outcome stays unknown. Each try after the first follows a look in Nutshell
 # that found nothing, so it cannot make a second copy; at 5% dropped connections, two drops in a row on one
@@ -102,6 +106,10 @@ class PlanSource(Protocol):
     def prepare_file(self, op: Op) -> None:
         """Called just before a file op is uploaded: make its local file ready."""
 
+    def person_emails(self) -> set[str]:
+        """The e-mails of the people this plan may create (a superset will do): the existing-person policy
+        looks them all up in Nutshell at once, at the start of the people phase."""
+
 
 @dataclass(slots=True)
 class RunSettings:
@@ -110,7 +118,10 @@ class RunSettings:
     ask: AskConflict | None = None
     only: set[tuple[str, str]] | None = None  # retry: just these records
     retry_quarantined: bool = False  # False: records quarantined earlier wait for `retry`
-    workers: int = 8  # ops in flight; the client's adaptive limit throttles below this
+    # Requests to Nutshell in flight at most (the destination's concurrency cap; its adaptive limit throttles
+    # below it on 429s and rising latency). Twice as many ops are under way, so that an op's journaling and its
+    # wait for the disk overlap with the others' round trips and the request slots stay full.
+    workers: int = 8
     cliniko_budget: Callable[[], tuple[int | None, int | None]] | None = None  # (remaining, limit)
     progress_interval: float = 0.25
     tick_interval: float = 1.0
@@ -202,12 +213,15 @@ class Runner:
         self._paused_reason = ""
         self._fatal: str | None = None
         self._email_locks: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        self._existing: ExistingPeople | None = None
+        self._existing_lock = asyncio.Lock()
         self._policy_skipped: set[tuple[str, str]] = set()
         self._quarantined_before: set[tuple[str, str]] = set()
         self._last_progress: dict[str, float] = {}
         self._rate = _Rate()
         self._started = 0.0
         self._consecutive_errors = 0
+        self._phase_seconds: dict[str, float] = {}
         self._recovered = 0
         self._conflicts = 0
         self._failed_keys: set[tuple[str, str]] = set()
@@ -244,6 +258,7 @@ class Runner:
     # -- the run -------------------------------------------------------------------------------------------
     async def execute(self) -> RunSummary:
         self._started = self._clock()
+        self.dest.cap_concurrency(max(1, self.settings.workers))
         totals = self.plan.totals()
         for object_, n in totals.items():
             self.counts[object_].planned = n
@@ -289,6 +304,7 @@ class Runner:
             recovered=self._recovered,
             elapsed_seconds=elapsed,
             message=self._fatal or ("stopped; resume to continue" if self._stopping else ""),
+            phase_seconds=dict(self._phase_seconds),
         )
         self.journal.finish_run(self.run.id, status, outcome, summary.as_dict())
         for object_ in self.counts:
@@ -307,7 +323,7 @@ class Runner:
 
     async def _run_phase(self, phase: Phase) -> None:
         queue: asyncio.Queue[Op | None] = asyncio.Queue(maxsize=self.settings.workers * 4)
-        workers = max(1, self.settings.workers)
+        workers = OPS_PER_REQUEST_SLOT * max(1, self.settings.workers)
         planned = sum(c.planned for o, c in self.counts.items() if phase_of(o) is phase)
         self._emit(ev.PhaseStarted(self.run.id, phase.value, planned))
 
@@ -331,6 +347,7 @@ class Runner:
                     continue
                 await self._one(op)
 
+        started = self._clock()
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(produce())
@@ -338,6 +355,8 @@ class Runner:
                     group.create_task(work())
         except* (Unavailable, _Fatal) as stopped:
             raise stopped.exceptions[0] from None
+        finally:
+            self._phase_seconds[phase.value] = self._phase_seconds.get(phase.value, 0.0) + self._clock() - started
 
     # -- one record ----------------------------------------------------------------------------------------
     async def _one(self, op: Op) -> None:
@@ -437,23 +456,34 @@ class Runner:
         policy = self.settings.existing_person
         if policy is ExistingPersonPolicy.CREATE:
             return await self._create(op, payload)
-        email = (op.email or "").strip().lower()
+        email = normalize_email(op.email)
+        existing = await self.existing_people()
         async with self._email_locks[email]:
-            theirs = [
-                r
-                for r in await self.dest.find_people_by_email(email)
-                if not self.journal.mapped_by_nutshell_id(r.id)  # people we created or linked are not "existing"
-            ]
+            # People we created or linked are not "existing" (a duplicate e-mail in Cliniko gets its own person).
+            theirs = [i for i in existing.by_email.get(email, []) if not self.journal.mapped_by_nutshell_id(i)]
             if not theirs:
                 return await self._create(op, payload)
-            existing = min(theirs, key=lambda r: _number(r.id))
             if policy is ExistingPersonPolicy.SKIP:
                 self._policy_skipped.add(op.key)
                 why = f"existing-person policy 'skip': Nutshell person {existing.id} has this e-mail"
                 self.journal.record_skip(self.run.id, op.object, op.source_id, op.entity.value, why,
                                          target_id=existing.id, patient_id=op.patient_id)  # fmt: skip
                 return "skipped"
-            return await self._link(op, payload, existing)
+            # The look-up gave ids; filling their empty fields needs the whole record (custom fields included).
+            whole = await self.dest.get(Entity.CONTACTS, min(theirs, key=_number))
+            if whole is None:  # deleted since the look-up
+                return await self._create(op, payload)
+            return await self._link(op, payload, whole)
+
+    async def existing_people(self) -> ExistingPeople:
+        """Who Nutshell already holds among the plan's e-mails: looked up once per run, for the fewest requests."""
+        async with self._existing_lock:
+            if self._existing is None:
+                store = self.journal.store
+                emails = self.plan.person_emails()
+                self._existing = await self.dest.people_by_email(emails, total=known_people_total(store))
+                remember_people_total(store, self._existing.total)
+            return self._existing
 
     async def _create(self, op: Op, payload: dict[str, Any], *, replaces: Mapped | None = None) -> str:
         parent = payload.get("parent") if op.entity is Entity.NOTES else self._participant(payload)
@@ -601,12 +631,12 @@ class Runner:
         """Update with the rev we read; one fresh read and retry if it moved under us (our own related
         writes bump it too)."""
         try:
-            return await self.dest.update(entity, remote.id, changes, remote.rev)
+            return await self.dest.update(entity, remote.id, changes, remote.rev, current=remote)
         except Conflict:
             fresh = await self.dest.get(entity, remote.id)
             if fresh is None:
                 raise
-            return await self.dest.update(entity, remote.id, changes, fresh.rev)
+            return await self.dest.update(entity, remote.id, changes, fresh.rev, current=fresh)
 
     async def _decide(self, info: ConflictInfo) -> ConflictPolicy:
         policy = self.settings.conflicts

@@ -41,7 +41,6 @@ from cliniko2nutshell.nutshell.events import NutshellConcurrencyChanged
 from cliniko2nutshell.nutshell.ids import NutshellId
 from cliniko2nutshell.nutshell.models import (
     Activity,
-    ActivityStatus,
     ActivityType,
     ChangeEvent,
     Company,
@@ -98,9 +97,6 @@ COMPANIES = _Kind("accounts", "getAccount", "deleteAccount", "accountId", "accou
 ACTIVITIES = _Kind("activities", "getActivity", "deleteActivity", "activityId", "activity", "editActivity")
 NOTES = _Kind("notes", "getNote", "deleteNote", "noteId", "note", "editNote")
 _KINDS = {k.rest: k for k in (PEOPLE, COMPANIES, ACTIVITIES, NOTES)}
-
-# Fields of an activity that a REST PUT carries (activityPostInput), read back from the entity to keep them.
-_ACTIVITY_INPUT_FIELDS = ("name", "description", "location", "startTime", "endTime", "isFlagged", "isAllDay")
 
 
 class NutshellClient:
@@ -281,9 +277,16 @@ class NutshellClient:
         return await self._get(PEOPLE, Person, person_id, via)
 
     async def update_person(
-        self, person_id: IdLike, changes: Mapping[str, Any], *, expected_rev: str | None = None
+        self,
+        person_id: IdLike,
+        changes: Mapping[str, Any],
+        *,
+        expected_rev: str | None = None,
+        read_back: bool = True,
     ) -> Written[Person]:
-        return await self._update(PEOPLE, Person, person_id, changes, expected_rev)
+        """A JSON-Patch of `changes`. `read_back=False`: the PATCH alone (it answers 204), for a caller that knows
+        what the record held and applies `changes` itself."""
+        return await self._update(PEOPLE, Person, person_id, changes, expected_rev, read_back)
 
     async def delete_person(self, person_id: IdLike, *, expected_rev: str | None = None) -> None:
         await self._delete(PEOPLE, person_id, expected_rev)
@@ -317,9 +320,14 @@ class NutshellClient:
         return await self._get(COMPANIES, Company, company_id, via)
 
     async def update_company(
-        self, company_id: IdLike, changes: Mapping[str, Any], *, expected_rev: str | None = None
+        self,
+        company_id: IdLike,
+        changes: Mapping[str, Any],
+        *,
+        expected_rev: str | None = None,
+        read_back: bool = True,
     ) -> Written[Company]:
-        return await self._update(COMPANIES, Company, company_id, changes, expected_rev)
+        return await self._update(COMPANIES, Company, company_id, changes, expected_rev, read_back)
 
     async def delete_company(self, company_id: IdLike, *, expected_rev: str | None = None) -> None:
         await self._delete(COMPANIES, company_id, expected_rev)
@@ -353,15 +361,15 @@ class NutshellClient:
         if expected_rev is not None:
             await self._check_rev(ACTIVITIES, aid, expected_rev)
         current = await self.get_activity(aid)
-        element = _activity_input(current)
-        for key, value in jsonable(dict(changes), "changes").items():
-            if key == "links" and isinstance(value, dict):
-                element["links"] = {**element.get("links", {}), **value}
-            else:
-                element[key] = value
+        return await self.put_activity(aid, with_changes(activity_input(current), changes))
+
+    async def put_activity(self, activity_id: IdLike, element: Mapping[str, Any]) -> Written[Activity]:
+        """One REST PUT of a whole activityPostInput element (`activity_input` of what it holds now, changed):
+        for a caller that has just read the activity, the update in a single request."""
+        aid = NutshellId.parse(activity_id, ACTIVITIES.rest)
         where = f"PUT /activities/{aid.rest}"
         body = await self.rest.request(
-            "PUT", f"activities/{aid.rest}", safety=Safety.IDEMPOTENT, body={"activities": [element]}
+            "PUT", f"activities/{aid.rest}", safety=Safety.IDEMPOTENT, body={"activities": [jsonable(dict(element))]}
         )
         entity = Activity.from_api(first_entity(body, "activities", where)) if body else None
         return await self._written(ACTIVITIES, Activity, aid, entity)
@@ -658,7 +666,13 @@ class NutshellClient:
         return model.from_api(raw)
 
     async def _update(
-        self, kind: _Kind, model: type[M], entity_id: IdLike, changes: Mapping[str, Any], expected_rev: str | None
+        self,
+        kind: _Kind,
+        model: type[M],
+        entity_id: IdLike,
+        changes: Mapping[str, Any],
+        expected_rev: str | None,
+        read_back: bool = True,
     ) -> Written[M]:
         eid = NutshellId.parse(entity_id, kind.rest)
         ops = build_patch(kind.rest, jsonable(dict(changes), "changes"))
@@ -669,6 +683,8 @@ class NutshellClient:
         await self.rest.request(
             "PATCH", f"{kind.rest}/{eid.rest}", safety=Safety.IDEMPOTENT, body=ops, content_type=JSON_PATCH
         )
+        if not read_back:
+            return Written(id=eid)
         if self.read_revs:
             return await self._written(kind, model, eid, None)
         return Written(id=eid, entity=await self._get(kind, model, eid, "rest"))
@@ -728,25 +744,23 @@ def _create_element(kind: _Kind, payload: Mapping[str, Any]) -> dict[str, Any]:
     return jsonable(dict(payload))
 
 
-def _activity_input(current: Activity) -> dict[str, Any]:
-    """An activityPostInput element holding what the activity has now."""
-    raw = current.raw
-    element: dict[str, Any] = {k: raw[k] for k in _ACTIVITY_INPUT_FIELDS if raw.get(k) is not None}
-    if "description" not in element and current.description:
-        element["description"] = current.description
-    if current.start_time is not None:
-        element["startTime"] = to_unix(current.start_time)
-    if current.end_time is not None:
-        element["endTime"] = to_unix(current.end_time)
-    if current.activity_type is not None:
-        element["activityType"] = current.activity_type.rest
-    element["isLogged"] = current.is_logged
-    if current.status is ActivityStatus.CANCELLED:
-        # Unconfirmed: REST documents isCancelled only on read; without it a PUT would un-cancel the activity.
-        element["isCancelled"] = True
-    if current.participants:
-        element["links"] = {"participants": [p.rest for p in current.participants]}
-    return element
+def activity_input(current: Activity | Mapping[str, Any]) -> dict[str, Any]:
+    """An activityPostInput element holding what the activity has now (from the model, or its `to_payload()`
+    fields): everything but its files, which a PUT does not carry. `isCancelled` stays in: REST documents it on
+    read only, but without it a PUT would un-cancel the activity (unconfirmed)."""
+    fields = current.to_payload() if isinstance(current, Activity) else current
+    return {k: v for k, v in fields.items() if k != "files"}
+
+
+def with_changes(element: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """`element` with `changes` applied (links relation by relation)."""
+    out = dict(element)
+    for key, value in jsonable(dict(changes), "changes").items():
+        if key == "links" and isinstance(value, dict):
+            out["links"] = {**out.get("links", {}), **value}
+        else:
+            out[key] = value
+    return out
 
 
 def _custom_field_list(body: Any, family: str, where: str) -> list[dict[str, Any]]:

@@ -114,6 +114,17 @@ class AdaptiveLimiter:
         finally:
             self.release(granted)
 
+    def cap(self, maximum: int) -> None:
+        """Never more than `maximum` in flight (the limit still halves on 429s and recovers up to it)."""
+        if maximum < self.minimum:
+            raise ValueError(f"the cap must be at least {self.minimum}")
+        self.maximum = maximum
+        if self._limit > maximum:
+            self._set_limit(maximum, "capped")
+        elif self._limit < maximum and self._epoch == 0:
+            self._set_limit(maximum, "capped")  # nothing throttled yet: start at the cap
+            self._wake()
+
     def record_success(self, _slot: Slot) -> None:
         self._successes += 1
         if self._successes >= self.increase_after:

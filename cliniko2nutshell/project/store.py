@@ -6,7 +6,9 @@ the downloaded files' metadata, and (later migrations) the id map and the journa
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -350,6 +352,10 @@ class Store:
         a missing migration.db is an error, never silently replaced by an empty one (a run would then
         write every record to Nutshell a second time)."""
         self.path = path
+        self.commits = 0  # transactions committed through `transaction()` (what a durability barrier covers)
+        self._synced = 0
+        self._syncing: asyncio.Task[None] | None = None
+        self._wal_fd: int | None = None
         if not create and not path.exists():
             raise StoreError(
                 f"{path} is missing. It records what was written to Nutshell: restore it from a backup of the "
@@ -408,9 +414,36 @@ class Store:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+        self.commits += 1
+
+    async def barrier(self) -> None:
+        """Every transaction committed so far is on disk once this returns.
+
+        Commits themselves stay `synchronous=NORMAL` (written to the WAL, not flushed). A barrier flushes the WAL
+        file with one fsync in a thread, shared by every caller waiting at that moment: concurrent writers each
+        wait for their own commit to be on disk, pay one fsync between them (a group commit), and the event loop
+        never blocks on the disk. fsync covers the file, whichever descriptor wrote it; SQLite replays committed
+        WAL frames after a power loss, and syncs the WAL before any checkpoint moves them into the database."""
+        wanted = self.commits
+        while self._synced < wanted:
+            if self._syncing is None:
+                self._syncing = asyncio.get_running_loop().create_task(self._flush(self.commits))
+            await asyncio.shield(self._syncing)
+
+    async def _flush(self, upto: int) -> None:
+        try:
+            if self._wal_fd is None:
+                self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+            await asyncio.to_thread(os.fsync, self._wal_fd)
+            self._synced = max(self._synced, upto)
+        finally:
+            self._syncing = None
 
     def close(self) -> None:
         self.conn.close()
+        if self._wal_fd is not None:
+            os.close(self._wal_fd)
+            self._wal_fd = None
 
     # -- milestones ----------------------------------------------------------------------------------------
     def set_milestone(self, name: str, detail: dict[str, Any] | None = None) -> None:

@@ -56,7 +56,14 @@ from cliniko2nutshell.sandbox.cliniko_query import (
     parse_sort,
 )
 from cliniko2nutshell.sandbox.cliniko_records import RecordStore, Row
-from cliniko2nutshell.sandbox.knobs import FaultMiddleware, Knobs, RollingWindowLimiter, knob_routes
+from cliniko2nutshell.sandbox.knobs import (
+    FaultMiddleware,
+    Knobs,
+    RequestTally,
+    RollingWindowLimiter,
+    TallyMiddleware,
+    knob_routes,
+)
 from cliniko2nutshell.sandbox.server import ServerThread
 
 DEFAULT_RATE_LIMIT = 200  # requests per rolling minute per key (reference §3)
@@ -175,9 +182,11 @@ def create_app(
         chosen = knobs.rate_limit if knobs.rate_limit is not None else rate_limit
         return chosen if chosen else None
 
+    tally = RequestTally()
     app = Starlette(
-        routes=[*knob_routes(knobs, on_reset=limiter.reset), *api.routes()],
+        routes=[*knob_routes(knobs, on_reset=limiter.reset, tally=tally), *api.routes()],
         middleware=[
+            Middleware(TallyMiddleware, tally=tally),
             Middleware(
                 FaultMiddleware, knobs=knobs, retry_headers=_reset_header, edit=lambda k: _front_desk_edit(store, k)
             ),

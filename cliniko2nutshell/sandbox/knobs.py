@@ -1,4 +1,5 @@
-"""Knobs shared by both sandbox servers: latency, injected faults, and a rolling-window rate limiter.
+"""Knobs shared by both sandbox servers: latency, injected faults, a rolling-window rate limiter, and a tally of
+the requests served (what `cliniko2nutshell bench` counts, on the server's side of the wire).
 
 Faults are either random (`fault_rate` over `faults`), scripted (`fail_next`, consumed in order) or periodic
 (`storm_every`/`storm_length`: a burst of `storm_fault` every so many requests), so tests can be deterministic.
@@ -17,6 +18,7 @@ import asyncio
 import collections
 import math
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +35,10 @@ CONTROL_PREFIX = "/_sandbox/"
 
 @dataclass
 class Knobs:
-    latency: float = 0.0  # seconds added before every answer
+    # Seconds from a request's arrival to its answer, the sandbox's own work included: a remote service answers in
+    # about its round trip whatever it does meanwhile, so the rig's processing time (a Python process on a busy
+    # laptop) is hidden inside the latency instead of being added to it. Slower work still answers later.
+    latency: float = 0.0
     fault_rate: float = 0.0  # probability that a request gets one of `faults`
     faults: list[str] = field(default_factory=lambda: ["500"])
     slow_seconds: float = 5.0  # how long a "slow" fault stalls before answering normally
@@ -167,7 +172,7 @@ class FaultMiddleware:
         if self.knobs._on_request is not None:
             self.knobs._on_request(n)
         if self.knobs.latency:
-            await asyncio.sleep(self.knobs.latency)
+            send = _answer_at(time.monotonic() + self.knobs.latency, send)
         fault, wait = self.knobs.draw_fault()
         if fault == "slow":
             # The request arrives whole, then the service takes its time: a client that gives up meanwhile does
@@ -220,6 +225,17 @@ class FaultMiddleware:
         await send({"type": "http.response.body", "body": cut})
 
 
+def _answer_at(due: float, send: Any) -> Any:
+    """`send`, holding the answer back until `due` (the latency knob: time to answer, our own work included)."""
+
+    async def when_due(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start" and (wait := due - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
+        await send(message)
+
+    return when_due
+
+
 async def _buffered(receive: Any) -> Any:
     """Read the request body now; the app gets it replayed later, whether the client is still there or not."""
     messages = []
@@ -243,8 +259,71 @@ async def _answer(send: Any, status: int, body: bytes, extra: list[tuple[bytes, 
     await send({"type": "http.response.body", "body": body})
 
 
-def knob_routes(knobs: Knobs, on_reset: Any = None) -> list[Route]:
-    """GET/POST /_sandbox/knobs: read or change the knobs at run time (the tests and `sandbox` use it)."""
+# A path segment that is an id (Cliniko "123", Nutshell "12-contacts", a blob token) is counted as {id}.
+_ID_SEGMENT = re.compile(r"^(\d+(-[A-Za-z]+)?|[A-Za-z0-9_.~-]{24,})$")
+LABEL_KEY = "sandbox.label"  # an app may name a request better than its path (a JSON-RPC method) in its scope
+
+
+class RequestTally:
+    """Requests served, by label ("GET /rest/contacts", "rpc getContact") and by answer status."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_label: collections.Counter[str] = collections.Counter()
+        self.by_status: collections.Counter[int] = collections.Counter()
+
+    def add(self, label: str, status: int) -> None:
+        with self._lock:
+            self.by_label[label] += 1
+            self.by_status[status] += 1
+
+    def public(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": sum(self.by_label.values()),
+                "throttled": self.by_status.get(429, 0),
+                "by_label": dict(self.by_label),
+                "by_status": {str(k): v for k, v in self.by_status.items()},
+            }
+
+    def reset(self) -> None:
+        with self._lock:
+            self.by_label.clear()
+            self.by_status.clear()
+
+
+def path_label(method: str, path: str) -> str:
+    return f"{method} " + "/".join("{id}" if _ID_SEGMENT.match(seg) else seg for seg in path.split("/"))
+
+
+class TallyMiddleware:
+    """ASGI middleware (outermost) counting every request but the control surface, with the status answered."""
+
+    def __init__(self, app: Any, tally: RequestTally) -> None:
+        self.app = app
+        self.tally = tally
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def counted(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counted)
+        finally:
+            self.tally.add(scope.get(LABEL_KEY) or path_label(scope["method"], scope["path"]), status)
+
+
+def knob_routes(knobs: Knobs, on_reset: Any = None, tally: RequestTally | None = None) -> list[Route]:
+    """GET/POST /_sandbox/knobs: read or change the knobs at run time (the tests and `sandbox` use it); GET
+    /_sandbox/requests: the tally of requests served (POST resets it)."""
 
     async def knobs_endpoint(request: Request) -> JSONResponse:
         if request.method == "POST":
@@ -256,4 +335,13 @@ def knob_routes(knobs: Knobs, on_reset: Any = None) -> list[Route]:
                 on_reset()
         return JSONResponse(knobs.public())
 
-    return [Route("/_sandbox/knobs", knobs_endpoint, methods=["GET", "POST"])]
+    routes = [Route("/_sandbox/knobs", knobs_endpoint, methods=["GET", "POST"])]
+    if tally is not None:
+
+        async def requests_endpoint(request: Request) -> JSONResponse:
+            if request.method == "POST":
+                tally.reset()
+            return JSONResponse(tally.public())
+
+        routes.append(Route("/_sandbox/requests", requests_endpoint, methods=["GET", "POST"]))
+    return routes

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from cliniko2nutshell.sandbox.knobs import FaultMiddleware, Knobs, knob_routes
+from cliniko2nutshell.sandbox.knobs import FaultMiddleware, Knobs, RequestTally, TallyMiddleware, knob_routes
 from cliniko2nutshell.sandbox.nutshell_auth import Guard
 from cliniko2nutshell.sandbox.nutshell_files import file_routes
 from cliniko2nutshell.sandbox.nutshell_rest import rest_routes
@@ -30,9 +30,10 @@ __all__ = ["NutshellSandbox", "create_app", "default_seed", "start_nutshell_sand
 DEFAULT_FILE_SIZE_LIMIT = 25 * 2**20  # Unconfirmed: Nutshell documents no limit (reference §11.10); 25 MB is ours.
 
 
-def create_app(state: NutshellState, knobs: Knobs | None = None) -> Any:
-    """The ASGI app over `state`, wrapped in the knobs' latency/fault middleware."""
+def create_app(state: NutshellState, knobs: Knobs | None = None, tally: RequestTally | None = None) -> Any:
+    """The ASGI app over `state`, wrapped in the knobs' latency/fault middleware and the request tally."""
     knobs = knobs or Knobs()
+    tally = tally or RequestTally()
     guard = Guard(state, knobs)
 
     async def dump(request: Request) -> JSONResponse:
@@ -43,9 +44,11 @@ def create_app(state: NutshellState, knobs: Knobs | None = None) -> Any:
         *rpc_routes(state, guard),
         *file_routes(state, guard),
         Route("/_sandbox/state", dump, methods=["GET"]),
-        *knob_routes(knobs, on_reset=guard.reset),
+        *knob_routes(knobs, on_reset=guard.reset, tally=tally),
     ]
-    return FaultMiddleware(Starlette(routes=routes), knobs, edit=lambda k: front_desk_edit(state, k))
+    return TallyMiddleware(
+        FaultMiddleware(Starlette(routes=routes), knobs, edit=lambda k: front_desk_edit(state, k)), tally
+    )
 
 
 def front_desk_edit(state: NutshellState, knobs: Knobs) -> str | None:

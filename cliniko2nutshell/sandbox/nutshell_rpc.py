@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cliniko2nutshell.sandbox import nutshell_rpc_shapes as shapes
+from cliniko2nutshell.sandbox.knobs import LABEL_KEY
 from cliniko2nutshell.sandbox.nutshell_auth import Guard, Principal
 from cliniko2nutshell.sandbox.nutshell_state import (
     ACTIVITY_LOGGED,
@@ -728,6 +729,7 @@ def rpc_routes(state: NutshellState, guard: Guard) -> list[Route]:
         rid = None
         try:
             body, rid = await _envelope(request)
+            request.scope[LABEL_KEY] = f"rpc {body['method']}"
             principal = guard.check(request.headers.get("authorization"))
             method = METHODS.get(body["method"])
             if method is None:

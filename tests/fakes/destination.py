@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from cliniko2nutshell.engine.destination import (
     Conflict,
     DestinationBudget,
     Entity,
+    ExistingPeople,
     FileSpec,
     Gone,
     OutcomeUnknown,
@@ -138,7 +139,9 @@ class FakeNutshell:
         rec = self.records.get(id_)
         return None if rec is None or rec.deleted else self._remote(rec)
 
-    async def update(self, entity: Entity, id_: str, changes: dict[str, Any], rev: str | None) -> Remote:
+    async def update(
+        self, entity: Entity, id_: str, changes: dict[str, Any], rev: str | None, current: Remote | None = None
+    ) -> Remote:
         self.calls.append(("update", entity.value))
         self._fault("update", entity, False)
         rec = self._live(id_)
@@ -204,6 +207,18 @@ class FakeNutshell:
             if any((e.get("value") or "").lower() == email.lower() for e in r.fields.get("emails") or [])
         ]
 
+    async def people_by_email(self, emails: Iterable[str | None], *, total: int | None = None) -> ExistingPeople:
+        """One look at the account's people (the real adapter picks look-ups or pages, whichever is fewer)."""
+        self.calls.append(("find", "people"))
+        wanted = {(e or "").strip().casefold() for e in emails} - {""}
+        found: dict[str, list[str]] = {}
+        for rec in self.live(Entity.CONTACTS):
+            for e in rec.fields.get("emails") or []:
+                value = (e.get("value") or "").strip().casefold()
+                if value in wanted and rec.id not in found.get(value, []):
+                    found.setdefault(value, []).append(rec.id)
+        return ExistingPeople(found, len(self.live(Entity.CONTACTS)))
+
     async def upload_file(self, activity_id: str, spec: FileSpec) -> Remote:
         self.calls.append(("upload", "files"))
         self._fault("upload", Entity.FILES, False)
@@ -235,6 +250,9 @@ class FakeNutshell:
     async def scan(self, entity: Entity) -> AsyncIterator[Remote]:
         for rec in self.live(entity):
             yield self._remote(rec)
+
+    def cap_concurrency(self, requests: int) -> None:
+        self.concurrency_cap = requests
 
     def budget(self) -> DestinationBudget:
         return DestinationBudget(concurrency=4, in_flight=0, throttled=0)
