@@ -32,6 +32,9 @@ from cliniko2nutshell.mapping.names import is_valid_email, normalize_email
 
 FALLBACK_OWNER = "1-users"  # the sandbox numbers the API user first
 PAGE = 100  # what our scans and look-ups ask for per page (nutshell/existing.py, the destination's scans)
+# A snapshot of Nutshell (connections.read_snapshot: `plan`, and the blocker check `sample` and `run` begin with):
+# users, activity types, the two custom-field lists, how many people and companies; then the existing people.
+SNAPSHOT_READS = 6
 EXTRACT_CONCURRENCY = ExtractOptions.concurrency + ExtractOptions.attachment_concurrency
 
 
@@ -267,25 +270,25 @@ def _mapped(project: Path) -> int:
         conn.close()
 
 
-# Which Nutshell record type a request served (by the tally's labels), for requests per write per type.
+# Which Nutshell record type a request served (by the tally's labels), for requests per write per type. Lists
+# (a GET on a collection) are reads of their own: the snapshot, the existing-people check, counts.
 def _entity_of(label: str) -> str:
     method, _, path = label.partition(" ")
     if method == "rpc":
-        name = path
-        if name in ("getActivity", "editActivity"):
+        if path in ("getActivity", "editActivity"):
             return "files"  # the engine reads activities over REST; over JSON-RPC only to put files on them
         for word, entity in (("Contact", "contacts"), ("Account", "accounts"), ("Activit", "activities")):
-            if word in name:
+            if word in path:
                 return entity
-        return "notes" if "Note" in name else "other"
+        return "notes" if "Note" in path else "reads"
     if path.startswith("/file/"):
         return "files"
-    if path in ("/rest/contacts",) and method == "GET":
+    if method == "GET" and path == "/rest/contacts":
         return "people look-up"
     for entity in ("contacts", "accounts", "activities", "notes"):
-        if path.startswith(f"/rest/{entity}/") or path == f"/rest/{entity}":
+        if path.startswith(f"/rest/{entity}/{{id}}") or (path == f"/rest/{entity}" and method != "GET"):
             return entity
-    return "other"
+    return "reads"
 
 
 # -- the bench -------------------------------------------------------------------------------------------------
@@ -356,7 +359,7 @@ def run_bench(options: BenchOptions, say: Callable[[str], None] = print) -> dict
         emails = _emails(project, unmapped_only=False)
         pre, out = phase("pre-flight", ["plan", "--project", p, "--json"], ok=(0, 3))
         pre.records = options.patients
-        pre.minimum_requests = 4 + _people_check(emails, people)  # users, activity types, two field lists
+        pre.minimum_requests = SNAPSHOT_READS + _people_check(emails, people)
         pre.floor_seconds = _nutshell_floor(pre.minimum_requests, options)
         plan_summary = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
         say(_line(pre))
@@ -369,13 +372,18 @@ def run_bench(options: BenchOptions, say: Callable[[str], None] = print) -> dict
             workers=options.workers,
         )
 
+        _emails_before = _emails(project, unmapped_only=False)
         emails = _emails(project, unmapped_only=True)
         people = sandboxes.nutshell_count("contacts")
         run, _ = phase("migration", ["run", "--project", p, "--yes", "--workers", str(options.workers), "--json"],
                        ok=(0, 3))  # fmt: skip
         _, writes, _ = _last_run(project)
         run.records = sum(writes.values())
-        run.minimum_requests = _writes_minimum(writes) + _people_check(emails, people) + _connect_reads(writes)
+        # `run` first checks the pre-flight's blockers against Nutshell (a snapshot), then runs.
+        blockers = SNAPSHOT_READS + _people_check(_emails_before, people)
+        run.minimum_requests = (
+            blockers + _writes_minimum(writes) + _people_check(emails, people) + _connect_reads(writes)
+        )
         run.floor_seconds = _nutshell_floor(run.minimum_requests, options)
         run.estimate_seconds = forecast.seconds
         say(_line(run))
@@ -384,7 +392,10 @@ def run_bench(options: BenchOptions, say: Callable[[str], None] = print) -> dict
                          ok=(0, 3))  # fmt: skip
         _, writes2, summary2 = _last_run(project)
         again.records = sum(int(c.get("planned", 0)) for c in (summary2.get("counts") or {}).values())
-        again.minimum_requests = _writes_minimum(writes2) + _connect_reads(writes2)
+        again.minimum_requests = (
+            SNAPSHOT_READS + _people_check(_emails_before, sandboxes.nutshell_count("contacts"))
+            + _writes_minimum(writes2) + _connect_reads(writes2)
+        )  # fmt: skip
         again.floor_seconds = _nutshell_floor(again.minimum_requests, options)
         say(_line(again))
 
@@ -474,7 +485,7 @@ def _per_kind(run: Phase, writes: dict[tuple[str, str], int]) -> dict[str, dict[
                 "minimum_requests": minimum,
                 "requests_per_write": round(requests / done, 3) if done else None,
             }
-    for extra in ("people look-up", "other"):
+    for extra in ("people look-up", "reads"):
         if by_entity.get(extra):
             out[extra] = {"requests": by_entity[extra]}
     return out
