@@ -463,14 +463,15 @@ class Runner:
             theirs = [i for i in existing.by_email.get(email, []) if not self.journal.mapped_by_nutshell_id(i)]
             if not theirs:
                 return await self._create(op, payload)
+            first = min(theirs, key=_number)
             if policy is ExistingPersonPolicy.SKIP:
                 self._policy_skipped.add(op.key)
-                why = f"existing-person policy 'skip': Nutshell person {existing.id} has this e-mail"
+                why = f"existing-person policy 'skip': Nutshell person {first} has this e-mail"
                 self.journal.record_skip(self.run.id, op.object, op.source_id, op.entity.value, why,
-                                         target_id=existing.id, patient_id=op.patient_id)  # fmt: skip
+                                         target_id=first, patient_id=op.patient_id)  # fmt: skip
                 return "skipped"
             # The look-up gave ids; filling their empty fields needs the whole record (custom fields included).
-            whole = await self.dest.get(Entity.CONTACTS, min(theirs, key=_number))
+            whole = await self.dest.get(Entity.CONTACTS, first)
             if whole is None:  # deleted since the look-up
                 return await self._create(op, payload)
             return await self._link(op, payload, whole)
