@@ -794,6 +794,23 @@ async def test_limiter_never_lets_more_than_the_limit_through() -> None:
     assert peak == 2 and limiter.in_flight == 0
 
 
+async def test_a_waiter_cancelled_before_its_turn_leaves_cleanly() -> None:
+    # A run stopping (a task group cancelling its workers) cancels waiters; a release in the same loop turn drops
+    # the cancelled waiter from the queue before its task wakes. The cancellation must still end the task, not
+    # turn into another error a worker would catch and carry on after.
+    time = FakeTime()
+    limiter = AdaptiveLimiter(1, maximum=1, clock=time.clock, sleep=time.sleep)
+    held = await limiter.acquire()
+    waiting = asyncio.ensure_future(limiter.acquire())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    limiter.release(held)  # before `waiting` runs again: its cancelled future is popped and skipped
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert limiter.in_flight == 0
+    assert await limiter.acquire() is not None and limiter.in_flight == 1
+
+
 async def test_a_retry_after_pause_holds_every_request() -> None:
     time = FakeTime()
     limiter = AdaptiveLimiter(4, clock=time.clock, sleep=time.sleep)

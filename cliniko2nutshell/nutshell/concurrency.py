@@ -78,7 +78,7 @@ class AdaptiveLimiter:
             except asyncio.CancelledError:
                 if waiter.done() and not waiter.cancelled():
                     self._release_one()  # the slot was handed over just as we were cancelled
-                else:
+                elif waiter in self._waiters:  # `_wake` drops a waiter cancelled before its turn
                     self._waiters.remove(waiter)
                 raise
         slot = Slot(self._epoch)
