@@ -326,3 +326,56 @@ RUN_SCENES: tuple[Scene, ...] = (
         action=_conflict_dialog,
     ),
 )
+
+
+# -- the Sample step and the diff viewer -----------------------------------------------------------------------
+
+
+def _sample_ready(app: Any) -> bool:
+    screen = app.screen
+    return getattr(screen, "preview", None) is not None and getattr(screen, "page", None) is not None
+
+
+def _diff_ready(app: Any) -> bool:
+    screen = app.screen
+    return type(screen).__name__ == "DiffScreen" and getattr(screen, "info", None) is not None
+
+
+async def _named_patients(pilot: Pilot[Any]) -> None:
+    pilot.app.screen.query_one("#sample-tabs").active = "tab-named"
+    await settle(pilot)
+    pilot.app.screen.query_one("#patients").focus()
+    await pilot.press("space", "down", "down", "space")
+    await settle(pilot)
+
+
+async def _open_diff(pilot: Pilot[Any]) -> None:
+    await pilot.press("d")
+    await settle(pilot, lambda: _diff_ready(pilot.app))
+
+
+async def _diff_patient(pilot: Pilot[Any]) -> None:
+    """All records, searched for one patient, on an appointment's activity type (a value map's transformation)."""
+    await _open_diff(pilot)
+    await pilot.press("f", "slash", *"keith", "enter")
+    await settle(pilot)
+    screen: Any = pilot.app.screen
+    row = next(i for i, (rec, r) in enumerate(screen.rows) if rec.object == "appointment" and r is not None
+               and r.field == "activityType")  # fmt: skip
+    screen.query_one("#fields").focus()
+    screen.query_one("#fields").move_cursor(row=row, animate=False)
+    await settle(pilot)
+
+
+SAMPLE_SCENES: tuple[Scene, ...] = (
+    Scene("07-sample", "Step 7, Sample: the stratified slice and what it covers", "preflighted", Step.SAMPLE,
+          ready=_sample_ready),
+    Scene("07b-sample-named", "Sample: patients you name, from a search of the clinic", "preflighted", Step.SAMPLE,
+          ready=_sample_ready, action=_named_patients),
+    Scene("07c-sample-done", "Sample: the last sample, and what to do next", "sampled", Step.SAMPLE,
+          ready=_sample_ready),
+    Scene("07d-diff", "The sample's diff: records with problems, mismatches first", "sampled", Step.SAMPLE,
+          ready=_sample_ready, action=_open_diff),
+    Scene("07e-diff-patient", "One patient's records in the diff: each field, and why the map changed it", "sampled",
+          Step.SAMPLE, ready=_sample_ready, action=_diff_patient),
+)  # fmt: skip

@@ -108,6 +108,26 @@ class RecordDiff:
         return min((r.status for r in self.fields), key=ORDER.__getitem__, default=Status.MATCH)
 
 
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """A patient with every record the sample wrote for them, or a company: what the diff viewer lists (a sample
+    of 500 patients writes tens of thousands of records; a person reads them patient by patient)."""
+
+    key: str  # "patient:<Cliniko id>" or "<object>:<Cliniko id>" for a company
+    label: str  # "Patient", "Company"
+    title: str  # the person's or the company's name
+    title_kind: str
+    records: tuple[RecordDiff, ...]  # records with problems first, then the person, activities, notes, files
+
+    @property
+    def problems(self) -> int:
+        return sum(len(r.problems) for r in self.records)
+
+    @property
+    def transformed(self) -> int:
+        return sum(r.transformed for r in self.records)
+
+
 @dataclass(slots=True)
 class DiffReport:
     run_id: int
@@ -127,6 +147,27 @@ class DiffReport:
     @property
     def problems(self) -> list[DiffRow]:
         return [r for r in self.rows if r.problem]
+
+    def subjects(self) -> list[Subject]:
+        """The records grouped by patient (companies on their own), the patients with problems first."""
+        grouped: dict[str, list[RecordDiff]] = {}
+        for rec in self.records():
+            key = f"patient:{rec.patient_id}" if rec.patient_id else f"{rec.object}:{rec.source_id}"
+            grouped.setdefault(key, []).append(rec)
+        out = []
+        for key, recs in grouped.items():
+            recs.sort(key=lambda r: (not r.problems, _PHASE_ORDER.get(r.object, 99), _when(r), r.source_id))
+            head = next((r for r in recs if r.object in ("person", "company", "business_company")), None)
+            if key.startswith("patient:"):
+                label = "Patient"
+                title, kind = (head.title, head.title_kind) if head and head.object == "person" else (
+                    f"patient {key.removeprefix('patient:')}", Sensitivity.PLAIN.value)  # fmt: skip
+            else:
+                label = object_label(recs[0].object)
+                title, kind = recs[0].title, recs[0].title_kind
+            out.append(Subject(key, label, title, kind, tuple(recs)))
+        out.sort(key=lambda sub: (not sub.problems, sub.label != "Patient", sub.title.casefold(), sub.key))
+        return out
 
     def describe(self) -> str:
         """One line: what the diff found (the `sample` command and the wizard say it the same way)."""

@@ -12,10 +12,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Select, Static
+from textual.timer import Timer
+from textual.widgets import Button, DataTable, Footer, Input, Static
 
 from cliniko2nutshell.engine.api import SampleInfo
-from cliniko2nutshell.engine.diff import DiffReport, RecordDiff, Status
+from cliniko2nutshell.engine.diff import DiffReport, DiffRow, RecordDiff, Status, Subject
 from cliniko2nutshell.journey import Step
 from cliniko2nutshell.tui.format import count
 from cliniko2nutshell.tui.mask import Kind
@@ -30,11 +31,12 @@ STATUS_CELL = {
     Status.TRANSFORMED: ("→ transformed", "$text-accent"),
     Status.MATCH: ("✓ match", "$text-success"),
 }
-REFORMATTED = ("✓ same, new format", "$text-success")
-RECORD_COLUMNS = [("state", "Problems"), ("record", "Record")]
+REFORMATTED = ("✓ same value", "$text-success")  # a match the two services write differently
+RECORD_COLUMNS = [("state", "State"), ("record", "Patient (records)")]
 FIELD_COLUMNS = [("field", "Field"), ("source", "Cliniko"), ("expected", "Expected"), ("stored", "In Nutshell"),
                  ("status", "Status")]  # fmt: skip
-FILTERS = ("problems", "all")
+FIELD_WIDTH, STATUS_WIDTH = 16, 13
+MIN_VALUE_WIDTH = 14  # narrower than this, the Cliniko value moves from the table to the line below it
 
 
 def read_last_sample(session: Any) -> SampleInfo:
@@ -55,6 +57,11 @@ def masked(show: Any, value: str | None, kind: str) -> str:
     if k in (Kind.EMAIL, Kind.PHONE):
         return "; ".join(show(v, k) for v in value.split("; "))
     return show(value, k)
+
+
+def _list_width(screen_width: int) -> int:
+    """The records list's width, as its CSS gives it: 30% of the screen, 28 to 60 columns."""
+    return min(60, max(28, screen_width * 30 // 100))
 
 
 def _cut(text: str, width: int) -> str:
@@ -96,7 +103,7 @@ services only write differently (a time as UTC text in Cliniko and Unix seconds 
         Binding("n", "next_problem", "Next ✗"),
         Binding("p", "previous_problem", "Prev ✗"),
         Binding("f", "toggle_filter", "Filter"),
-        Binding("slash", "search", "Search"),
+        Binding("slash", "search", "Search", show=False),
         Binding("u", "undo", "Undo"),
         Binding("m", "map", "Map"),
         Binding("a", "again", "Again"),
@@ -104,12 +111,12 @@ services only write differently (a time as UTC text in Cliniko and Unix seconds 
     ]
     DEFAULT_CSS = """
     DiffScreen #diff { height: 1fr; padding: 0 1; }
-    DiffScreen #diff-head { height: auto; margin-bottom: 1; }
-    DiffScreen #diff-controls { height: 1; margin-bottom: 1; }
-    DiffScreen #diff-filter { width: 30; margin-right: 2; }
+    DiffScreen #diff-head { height: auto; }
+    DiffScreen #diff-controls { height: 1; margin: 1 0; }
+    DiffScreen #diff-filter { width: auto; margin-right: 2; }
     DiffScreen #diff-search { width: 1fr; }
     DiffScreen #diff-body { height: 1fr; }
-    DiffScreen #records { width: 38%; min-width: 28; max-width: 64; height: 1fr; margin-right: 1; }
+    DiffScreen #records { width: 30%; min-width: 28; max-width: 60; height: 1fr; margin-right: 1; }
     DiffScreen #diff-right { width: 1fr; height: 1fr; }
     DiffScreen #fields { height: 1fr; }
     DiffScreen #field-detail { height: auto; max-height: 8; border-top: solid $foreground 20%; }
@@ -119,12 +126,13 @@ services only write differently (a time as UTC text in Cliniko and Unix seconds 
         super().__init__()
         self.report = report
         self.info: SampleInfo | None = None
-        self.records: list[RecordDiff] = []
-        self.shown: list[RecordDiff] = []  # after the filter and the search
+        self.subjects: list[Subject] = []
+        self.shown: list[Subject] = []  # after the filter and the search
         self.filter = "problems"
         self.query_text = ""
-        self._names: dict[str, str] = {}  # patient id -> the person's name (search finds a patient's records)
-        self._record: RecordDiff | None = None
+        self.subject: Subject | None = None
+        self.rows: list[tuple[RecordDiff, DiffRow | None]] = []  # the fields table: a record's head, then its fields
+        self._search_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield TopBar(self.STEP)
@@ -132,9 +140,8 @@ services only write differently (a time as UTC text in Cliniko and Unix seconds 
         with Vertical(id="diff"):
             yield Static("Reading the diff…", id="diff-head", markup=False)
             with Horizontal(id="diff-controls"):
-                yield Select([("With problems", "problems"), ("All records", "all")], value="problems",
-                             allow_blank=False, id="diff-filter", compact=True)  # fmt: skip
-                yield Input(placeholder="/ search: a name, an id, an object", id="diff-search", compact=True)
+                yield Button("With problems", id="diff-filter", compact=True)
+                yield Input(placeholder="/ search: a name, an id", id="diff-search", compact=True)
             with Horizontal(id="diff-body"):
                 yield DataTable(id="records", cursor_type="row", zebra_stripes=True)
                 with Vertical(id="diff-right"):
@@ -143,7 +150,7 @@ services only write differently (a time as UTC text in Cliniko and Unix seconds 
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.watch(self.app, "screen_share", lambda _on: self.show_records(), init=False)
+        self.watch(self.app, "screen_share", lambda _on: self._rerender(), init=False)
         session = self.app.session  # type: ignore[attr-defined]
         self.app.background(lambda: read_last_sample(session), self._read, what="Reading the diff", key="diff")  # type: ignore[attr-defined]
 
@@ -160,16 +167,9 @@ services only write differently (a time as UTC text in Cliniko and Unix seconds 
         if report is None:
             head.update("No diff yet: run a sample (Esc goes back to the Sample step).")
             return
-        self.records = report.records()
-        self._names = {r.patient_id: r.title for r in self.records if r.object == "person" and r.patient_id}
-        bad = sum(1 for r in self.records if r.problems)
-        if not bad and self.filter == "problems":
+        self.subjects = report.subjects()
+        if not any(s.problems for s in self.subjects) and self.filter == "problems":
             self.filter = "all"
-        with self.prevent(Select.Changed):
-            select = self.query_one("#diff-filter", Select)
-            select.set_options([(f"With problems ({count(bad)})", "problems"),
-                                (f"All records ({count(len(self.records))})", "all")])  # fmt: skip
-            select.value = self.filter
         version = f", map v{report.map_version}" if report.map_version is not None else ""
         parts: list[str | tuple[str, str]] = [(f"Sample run {report.run_id}{version}: ", "bold"), report.describe()]
         info = self.info
@@ -177,169 +177,225 @@ services only write differently (a time as UTC text in Cliniko and Unix seconds 
             parts += ["\n", ("↺ Undone ", "bold $text-warning"), f"by run {info.undone_by}: these records are no "
                       "longer in Nutshell (A runs the slice again)."]  # fmt: skip
         head.update(Content.assemble(*parts))
-        self.show_records()
+        self.show_subjects()
 
-    def _matches(self, rec: RecordDiff) -> bool:
-        if self.filter == "problems" and not rec.problems:
+    def _matches(self, subject: Subject) -> bool:
+        if self.filter == "problems" and not subject.problems:
             return False
-        q = self.query_text.strip().casefold()
-        if not q:
+        words = self.query_text.casefold().split()
+        if not words:
             return True
-        hay = " ".join([rec.label, rec.title, rec.source_id, rec.nutshell_id or "", rec.object,
-                        self._names.get(rec.patient_id or "", "")]).casefold()  # fmt: skip
-        return all(word in hay for word in q.split())
+        hay = " ".join([subject.label, subject.title, *(f"{r.label} {r.source_id} {r.nutshell_id or ''}"
+                                                        for r in subject.records)]).casefold()  # fmt: skip
+        return all(word in hay for word in words)
 
-    def show_records(self) -> None:
+    def show_subjects(self) -> None:
+        """The list on the left: each patient (with all their records) and each company."""
         if not self.is_mounted:
             return
-        keep = self._record.key if self._record is not None else None
-        self.shown = [r for r in self.records if self._matches(r)]
+        bad = sum(1 for s in self.subjects if s.problems)
+        self.query_one("#diff-filter", Button).label = (
+            f"Showing: with problems ({count(bad)}) · F: all" if self.filter == "problems"
+            else f"Showing: all ({count(len(self.subjects))}) · F: with problems"
+        )  # fmt: skip
+        keep = self.subject.key if self.subject is not None else None
+        self.shown = [s for s in self.subjects if self._matches(s)]
         show = self.app.show  # type: ignore[attr-defined]
-        # the list's width as its CSS gives it (38% of the screen, 28 to 64 columns), less the count and padding
-        width = min(64, max(28, self.app.size.width * 38 // 100)) - 14
+        width = _list_width(self.app.size.width) - 14  # less the state column and the cells' padding
         rows = []
-        for rec in self.shown:
-            problems = len(rec.problems)
-            if problems:
-                state = Content.styled(f"✗ {problems}", "bold $text-error")
-            elif rec.transformed:
-                state = Content.styled(f"→ {rec.transformed}", "$text-accent")
+        for subject in self.shown:
+            if subject.problems:
+                state = Content.styled(f"✗ {subject.problems}", "bold $text-error")
+            elif subject.transformed:
+                state = Content.styled(f"→ {subject.transformed}", "$text-accent")
             else:
                 state = Content.styled("✓", "$text-success")
-            title = masked(show, rec.title, rec.title_kind)
-            rows.append((f"{rec.object}:{rec.source_id}", (state, _cut(f"{rec.label}: {title}", width))))
+            title = masked(show, subject.title, subject.title_kind)
+            what = f"{title} ({len(subject.records)})"
+            if subject.label != "Patient":
+                what = f"{subject.label}: {what}"
+            rows.append((subject.key, (state, _cut(what, width))))
         table = self.query_one("#records", DataTable)
         fill(table, RECORD_COLUMNS, rows)
         if not rows:
-            self._record = None
-            empty = "No record matches the search." if self.query_text else "No record has a problem."
+            self.subject, self.rows = None, []
             fill(self.query_one("#fields", DataTable), FIELD_COLUMNS, [])
-            self.query_one("#field-detail", Static).update(empty)
+            self.query_one("#field-detail", Static).update(
+                "Nothing matches the search." if self.query_text.strip() else "No record has a problem."
+            )
             return
-        index = next((i for i, r in enumerate(self.shown) if r.key == keep), None)
-        if index is None:
-            index = 0
+        index = next((i for i, s in enumerate(self.shown) if s.key == keep), 0)
         table.move_cursor(row=index, animate=False)
-        self.show_record(self.shown[index])
+        self.show_subject(self.shown[index])
 
-    def show_record(self, rec: RecordDiff, field_row: int | None = None) -> None:
-        self._record = rec
+    def _layout(self, subject: Subject) -> list[tuple[RecordDiff, DiffRow | None]]:
+        """The fields table's rows for `subject`: each record's head, then its fields (problems first). With the
+        problems filter, only the records that have one."""
+        out: list[tuple[RecordDiff, DiffRow | None]] = []
+        for rec in subject.records:
+            if self.filter == "problems" and not rec.problems:
+                continue
+            out.append((rec, None))
+            out += [(rec, r) for r in rec.fields]
+        return out
+
+    def show_subject(self, subject: Subject, row: int | None = None) -> None:
+        self.subject = subject
+        self.rows = self._layout(subject)
         show = self.app.show  # type: ignore[attr-defined]
         table = self.query_one("#fields", DataTable)
-        total = max(60, table.size.width or (self.app.size.width * 60 // 100))
-        value_width = max(8, (total - 18 - 20 - 12) // 3)
-        rows = []
-        for i, r in enumerate(rec.fields):
+        columns, value_width = self._field_columns()
+        sides = [k for k, _ in columns if k in ("source", "expected", "stored")]
+        cells_of: list[tuple[str, list[Any]]] = []
+        for i, (rec, r) in enumerate(self.rows):
+            if r is None:  # the record's head: what it is (its title spread over the value columns), its state
+                parts = masked(show, rec.title, rec.title_kind).split(" · ", len(sides) - 1)
+                parts += [""] * (len(sides) - len(parts))
+                if rec.problems:
+                    state = Content.styled(f"✗ {len(rec.problems)}", "bold $text-error")
+                elif rec.transformed:
+                    state = Content.styled(f"→ {rec.transformed}", "$text-accent")
+                else:
+                    state = Content.styled("✓", "$text-success")
+                cells_of.append(
+                    (
+                        f"h{i}",
+                        [
+                            Content.styled(_cut(rec.label, FIELD_WIDTH), "bold"),
+                            *(Content.styled(_cut(p, value_width), "bold") for p in parts),
+                            state,
+                        ],
+                    )
+                )
+                continue
             label, style = REFORMATTED if r.reformatted else STATUS_CELL[r.status]
             hot = "bold $text-error" if r.problem else ""
-            cells = [Content.styled(_cut(r.label or r.field, 18), hot)]
-            for value in (r.source, r.expected, r.stored):
+            cells = [Content.styled(_cut(r.label or r.field, FIELD_WIDTH), hot)]
+            for side in sides:
+                value = getattr(r, side)
                 text = _cut(masked(show, value, r.kind), value_width) if value is not None else "–"
                 cells.append(Content.styled(text, hot))
             cells.append(Content.styled(label, style))
-            rows.append((str(i), cells))
-        fill(table, FIELD_COLUMNS, rows)
-        if rows:
-            table.move_cursor(row=min(field_row or 0, len(rows) - 1), animate=False)
+            cells_of.append((str(i), cells))
+        fill(table, columns, cells_of, widths=self._widths(columns, value_width))
+        if cells_of:
+            first = next((i for i, (_, r) in enumerate(self.rows) if r is not None and r.problem), 1)
+            table.move_cursor(row=min(first if row is None else row, len(cells_of) - 1), animate=False)
         self.show_field()
 
+    def _widths(self, columns: list[tuple[str, str]], value_width: int) -> dict[str, int]:
+        return {"field": FIELD_WIDTH, "status": STATUS_WIDTH} | {k: value_width for k, _ in columns
+                                                                 if k in ("source", "expected", "stored")}  # fmt: skip
+
+    def _field_columns(self) -> tuple[list[tuple[str, str]], int]:
+        """The fields table's columns and the width of a value, for the screen's width: on a laptop (under about
+        130 columns) the Cliniko value is shown on the line below the table rather than squeezed into it."""
+        width = self.app.size.width
+        table = width - 2 - _list_width(width) - 1 - 2  # the screen's padding, the list, its margin, a scrollbar
+        five = (table - FIELD_WIDTH - STATUS_WIDTH - 5 * 2) // 3
+        if five >= MIN_VALUE_WIDTH:
+            return FIELD_COLUMNS, five
+        four = (table - FIELD_WIDTH - STATUS_WIDTH - 4 * 2) // 2
+        return [c for c in FIELD_COLUMNS if c[0] != "source"], max(8, four)
+
     def show_field(self) -> None:
-        rec = self._record
         table = self.query_one("#fields", DataTable)
         box = self.query_one("#field-detail", Static)
-        if rec is None or not rec.fields:
+        if not self.rows:
             box.update("")
             return
-        r = rec.fields[min(table.cursor_row, len(rec.fields) - 1)]
+        rec, r = self.rows[min(table.cursor_row, len(self.rows) - 1)]
         show = self.app.show  # type: ignore[attr-defined]
+        parts: list[str | tuple[str, str]] = [(f"{rec.label} {rec.source_id}", "bold"),
+                                              f" → Nutshell {rec.nutshell_id or '–'}"]  # fmt: skip
+        if r is None:
+            parts += ["\n", masked(show, rec.title, rec.title_kind), "\n",
+                      f"{len(rec.fields)} fields: {len(rec.problems)} with a problem, {rec.transformed} changed by "
+                      "the map, the rest as in Cliniko."]  # fmt: skip
+            box.update(Content.assemble(*parts))
+            return
         label, style = REFORMATTED if r.reformatted else STATUS_CELL[r.status]
 
         def value(v: str | None) -> str:
             return masked(show, v, r.kind).replace("\n", " ⏎ ") if v is not None else "–"
 
-        parts: list[str | tuple[str, str]] = [
-            (f"{rec.label} {rec.source_id}", "bold"),
-            f" → Nutshell {rec.nutshell_id or '–'} · ",
-            (r.label or r.field, "bold"),
-            " ",
-            (label, style),
-            "\n",
-            ("Cliniko: ", "$text-muted"),
-            value(r.source),
-            "\n",
-            ("Expected: ", "$text-muted"),
-            value(r.expected),
-            "\n",
-            ("In Nutshell: ", "$text-muted"),
-            value(r.stored),
-        ]
+        parts += [" · ", (r.label or r.field, "bold"), " ", (label, style),
+                  "\n", ("Cliniko: ", "$text-muted"), value(r.source),
+                  "\n", ("Expected: ", "$text-muted"), value(r.expected),
+                  "\n", ("In Nutshell: ", "$text-muted"), value(r.stored)]  # fmt: skip
         if r.note:
             parts += ["\n", ("Why: ", "bold"), show(r.note, Kind.TEXT) if r.problem else r.note]
         box.update(Content.assemble(*parts))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "records":
-            if 0 <= event.cursor_row < len(self.shown) and self.shown[event.cursor_row] is not self._record:
-                self.show_record(self.shown[event.cursor_row])
+            if 0 <= event.cursor_row < len(self.shown) and self.shown[event.cursor_row] is not self.subject:
+                self.show_subject(self.shown[event.cursor_row])
         elif event.data_table.id == "fields":
             self.show_field()
 
     def on_resize(self) -> None:
-        if self._record is not None:
-            self.call_after_refresh(self._rerender)
+        self.call_after_refresh(self._rerender)
 
     def _rerender(self) -> None:
+        if self.subject is None:
+            return
         row = self.query_one("#fields", DataTable).cursor_row
-        self.show_records()
-        if self._record is not None:
-            self.show_record(self._record, row)
+        subject = self.subject
+        self.show_subjects()
+        if self.subject is subject:
+            self.show_subject(subject, row)
 
     # -- filter and search ---------------------------------------------------------------------------------
-    def on_select_changed(self, event: Select.Changed) -> None:
-        if event.select.id == "diff-filter" and event.value in FILTERS:
-            self.filter = str(event.value)
-            self.show_records()
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "diff-filter":
+            event.stop()
+            self.action_toggle_filter()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "diff-search":
             self.query_text = event.value
-            self.show_records()
+            # one refresh when the typing pauses, not one per key (a sample lists up to 500 patients)
+            if self._search_timer is not None:
+                self._search_timer.stop()
+            self._search_timer = self.set_timer(0.2, self.show_subjects)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "diff-search":
+            if self._search_timer is not None:
+                self._search_timer.stop()
+            self.show_subjects()
             self.query_one("#records", DataTable).focus()
 
     def action_toggle_filter(self) -> None:
         self.filter = "all" if self.filter == "problems" else "problems"
-        with self.prevent(Select.Changed):
-            self.query_one("#diff-filter", Select).value = self.filter
-        self.show_records()
+        self.show_subjects()
 
     def action_search(self) -> None:
         self.query_one("#diff-search", Input).focus()
 
     # -- stepping through problems -------------------------------------------------------------------------
     def _problems(self) -> list[tuple[int, int]]:
-        """(record, field) of every problem shown, in order."""
-        return [(i, j) for i, rec in enumerate(self.shown) for j, r in enumerate(rec.fields) if r.problem]
+        """(patient, row of the fields table) of every problem shown, in order."""
+        return [(i, j) for i, subject in enumerate(self.shown) for j, (_, r) in enumerate(self._layout(subject))
+                if r is not None and r.problem]  # fmt: skip
 
     def _go(self, step: int) -> None:
         spots = self._problems()
         if not spots:
             self.notify("No problem in the records shown.", title="Diff")
             return
-        records = self.query_one("#records", DataTable)
-        here = (records.cursor_row, self.query_one("#fields", DataTable).cursor_row)
+        subjects = self.query_one("#records", DataTable)
+        here = (subjects.cursor_row, self.query_one("#fields", DataTable).cursor_row)
         if step > 0:
             target = next((s for s in spots if s > here), spots[0])
         else:
             target = next((s for s in reversed(spots) if s < here), spots[-1])
         i, j = target
-        records.move_cursor(row=i, animate=False)
-        self.show_record(self.shown[i], j)
-        where = spots.index(target) + 1
+        subjects.move_cursor(row=i, animate=False)
+        self.show_subject(self.shown[i], j)
         self.query_one("#fields", DataTable).focus()
-        self.notify(f"Problem {where} of {len(spots)}", timeout=2)
+        self.notify(f"Problem {spots.index(target) + 1} of {len(spots)}", timeout=2)
 
     def action_next_problem(self) -> None:
         self._go(1)

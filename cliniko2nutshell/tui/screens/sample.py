@@ -191,7 +191,6 @@ removes what it wrote.
     DEFAULT_CSS = """
     SampleScreen #sample-state { height: auto; }
     SampleScreen #sample-progress { height: auto; margin-bottom: 1; }
-    SampleScreen #size { width: 8; }
     SampleScreen #size-note { width: 1fr; padding-left: 2; color: $text-muted; }
     SampleScreen #coverage { height: auto; margin-bottom: 1; }
     SampleScreen #strata { height: auto; max-height: 14; }
@@ -224,17 +223,18 @@ removes what it wrote.
         self._search = ""
         self._offset = 0
         self._blocked: str | None = None
+        self._actions: dict[str, bool] = {}  # which of the step's actions apply now (buttons and footer keys)
 
     def compose_body(self) -> ComposeResult:
         with VerticalScroll(id="sample"):
             yield Static("", id="sample-state", markup=False)
             with Horizontal(classes="buttons left", id="sample-buttons"):
-                yield Button("Start the sample", id="start", variant="primary", compact=True)
+                yield Button("Start sample", id="start", variant="primary", compact=True)
                 yield Button("Resume", id="resume", compact=True)
-                yield Button("Open the diff", id="diff", compact=True)
-                yield Button("Run it again", id="again", compact=True)
-                yield Button("Undo the sample", id="undo", compact=True)
-                yield Button("Back to the map", id="map", compact=True)
+                yield Button("Open diff", id="diff", compact=True)
+                yield Button("Run again", id="again", compact=True)
+                yield Button("Undo sample", id="undo", compact=True)
+                yield Button("To the map", id="map", compact=True)
                 yield Button("Pause", id="pause", compact=True)
                 yield Button("Stop", id="stop", compact=True)
             yield Static("", id="sample-progress", markup=False)
@@ -461,6 +461,9 @@ removes what it wrote.
         }
         for button, visible in shown.items():
             self.query_one(f"#{button}", Button).display = visible
+        if shown != self._actions:
+            self._actions = shown
+            self.refresh_bindings()
         paused = self.job is not None and self.job.status is JobStatus.PAUSED
         self.query_one("#pause", Button).label = "Resume" if paused else "Pause"
         self.query_one("#sample-tabs").display = not running
@@ -485,6 +488,16 @@ removes what it wrote.
         box.update(Content.assemble(*parts))
 
     # -- actions -------------------------------------------------------------------------------------------
+    _ACTION_BUTTONS = {"start": "start", "resume_sample": "resume", "diff": "diff", "again": "again", "undo": "undo",
+                       "pause": "pause", "stop": "stop"}  # fmt: skip
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer offers what applies now (the same as the buttons)."""
+        button = self._ACTION_BUTTONS.get(action)
+        if button is None or not self._actions:
+            return True
+        return self._actions.get(button, False)
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         actions = {
             "start": self.action_start,

@@ -3,7 +3,7 @@ a DataTable's columns only ever widen, so a table refilled in place would look d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rich.cells import cell_len
@@ -23,6 +23,7 @@ def fill(
     table: DataTable[Any],
     columns: Sequence[tuple[str, str]],
     rows: Iterable[tuple[str | None, Sequence[Any]]],
+    widths: Mapping[str, int] | None = None,  # fixed widths by column key (a longer cell is cut)
 ) -> None:
     """Replace the columns (key, title) and the rows (key, cells), keeping the cursor's row where it can.
 
@@ -32,7 +33,9 @@ def fill(
     rows = [(key, list(cells)) for key, cells in rows]
     table.clear(columns=True)
     for i, (key, title) in enumerate(columns):
-        width = max([cell_len(title), *(_width(cells[i]) for _, cells in rows if i < len(cells))])
+        width = (widths or {}).get(key) or max(
+            [cell_len(title), *(_width(cells[i]) for _, cells in rows if i < len(cells))]
+        )
         table.add_column(title, key=key, width=min(width, MAX_WIDTH))
     for key, cells in rows:
         table.add_row(*cells, key=key)
