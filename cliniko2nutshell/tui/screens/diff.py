@@ -113,7 +113,7 @@ services only write differently (a time as UTC text in Cliniko and Unix seconds 
     DiffScreen #diff { height: 1fr; padding: 0 1; }
     DiffScreen #diff-head { height: auto; }
     DiffScreen #diff-controls { height: 1; margin: 1 0; }
-    DiffScreen #diff-filter { width: auto; margin-right: 2; }
+    DiffScreen #diff-filter { width: 42; margin-right: 2; }  /* fixed: its label changes with the filter */
     DiffScreen #diff-search { width: 1fr; }
     DiffScreen #diff-body { height: 1fr; }
     DiffScreen #records { width: 30%; min-width: 28; max-width: 60; height: 1fr; margin-right: 1; }
@@ -150,9 +150,14 @@ services only write differently (a time as UTC text in Cliniko and Unix seconds 
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.watch(self.app, "screen_share", lambda _on: self._rerender(), init=False)
+        self.watch(self.app, "screen_share", self._masking, init=True)
         session = self.app.session  # type: ignore[attr-defined]
         self.app.background(lambda: read_last_sample(session), self._read, what="Reading the diff", key="diff")  # type: ignore[attr-defined]
+
+    def _masking(self, on: bool) -> None:
+        # what the user types to find a patient is a name too: dots on a shared screen
+        self.query_one("#diff-search", Input).password = on
+        self._rerender()
 
     def _read(self, info: SampleInfo) -> None:
         self.info = info
@@ -261,7 +266,7 @@ services only write differently (a time as UTC text in Cliniko and Unix seconds 
                     (
                         f"h{i}",
                         [
-                            Content.styled(_cut(rec.label, FIELD_WIDTH), "bold"),
+                            Content.styled(_cut(f"▸ {rec.label}", FIELD_WIDTH), "bold $text-accent"),
                             *(Content.styled(_cut(p, value_width), "bold") for p in parts),
                             state,
                         ],

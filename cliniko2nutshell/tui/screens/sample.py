@@ -74,13 +74,11 @@ def find_patients(session: Any, text: str, offset: int) -> PatientPage:
 
 def undo_counts(session: Any, run_id: int) -> dict[str, int]:
     """What undoing sample run `run_id` deletes or restores, per object (from the journal: no network)."""
-    import asyncio
-
     from cliniko2nutshell.engine.journal import Journal
-    from cliniko2nutshell.engine.rollback import RollbackScope, ScopeKind, preview
+    from cliniko2nutshell.engine.rollback import RollbackScope, ScopeKind, planned_preview
 
     with session.view() as project:
-        result = asyncio.run(preview(Journal(project.store), None, RollbackScope(ScopeKind.RUN, run_id)))
+        result = planned_preview(Journal(project.store), RollbackScope(ScopeKind.RUN, run_id))
     return {obj: sum(c.values()) for obj, c in result.counts().items()}
 
 
@@ -254,6 +252,7 @@ removes what it wrote.
 
     def on_mount(self) -> None:
         super().on_mount()
+        self.query_one("#patient-search", Input).password = bool(self.app.screen_share)  # type: ignore[attr-defined]
         self.set_interval(0.5, self.show_progress)
 
     def on_screen_resume(self) -> None:
@@ -371,6 +370,7 @@ removes what it wrote.
             chosen.update("None chosen yet: the sample takes exactly the patients you choose here.")
 
     def masking_changed(self, on: bool) -> None:
+        self.query_one("#patient-search", Input).password = on  # a typed name is a name too
         self.show_patients()
 
     def action_choose(self) -> None:
