@@ -20,6 +20,7 @@ from cliniko2nutshell.tui.mask import Kind
 from cliniko2nutshell.tui.progress import RunBoard
 from cliniko2nutshell.tui.screens.base import StepScreen
 from cliniko2nutshell.tui.screens.dialogs import ConfirmDialog
+from cliniko2nutshell.tui.widgets.dashboard import RunDashboard
 from cliniko2nutshell.tui.widgets.tables import fill
 from cliniko2nutshell.tui.work import Job, JobStatus
 
@@ -188,7 +189,7 @@ removes what it wrote.
     AUTO_FOCUS = "#sample-tabs"
     DEFAULT_CSS = """
     SampleScreen #sample-state { height: auto; }
-    SampleScreen #sample-progress { height: auto; margin-bottom: 1; }
+    SampleScreen #sample-dashboard { margin-bottom: 1; }
     SampleScreen #size-note { width: 1fr; padding-left: 2; color: $text-muted; }
     SampleScreen #coverage { height: auto; margin-bottom: 1; }
     SampleScreen #strata { height: auto; max-height: 14; }
@@ -235,7 +236,7 @@ removes what it wrote.
                 yield Button("To the map", id="map", compact=True)
                 yield Button("Pause", id="pause", compact=True)
                 yield Button("Stop", id="stop", compact=True)
-            yield Static("", id="sample-progress", markup=False)
+            yield RunDashboard(id="sample-dashboard")
             with TabbedContent(id="sample-tabs"):
                 with TabPane("Stratified slice", id="tab-slice"):
                     with Horizontal(classes="field-row"):
@@ -253,12 +254,12 @@ removes what it wrote.
     def on_mount(self) -> None:
         super().on_mount()
         self.query_one("#patient-search", Input).password = bool(self.app.screen_share)  # type: ignore[attr-defined]
-        self.set_interval(0.5, self.show_progress)
+        self.show_progress()
 
     def on_screen_resume(self) -> None:
         job = getattr(self.app, "job", None)
         if job is not None and job.kind in ("sample", "rollback") and job is not self.job and job.active:
-            self.job = job
+            self._follow(job)
         if self.ready:
             self.load()
 
@@ -371,6 +372,7 @@ removes what it wrote.
 
     def masking_changed(self, on: bool) -> None:
         self.query_one("#patient-search", Input).password = on  # a typed name is a name too
+        self.query_one(RunDashboard).refresh_masking()
         self.show_patients()
 
     def action_choose(self) -> None:
@@ -469,23 +471,13 @@ removes what it wrote.
         self.query_one("#sample-tabs").display = not running
 
     def show_progress(self) -> None:
+        """The dashboard follows a sample or its undo (a diff job is short: the state line says it runs)."""
         job = self.job
-        box = self.query_one("#sample-progress", Static)
-        if job is None or not (job.active or job.ended):
-            box.display = False
-            return
-        box.display = True
-        view = job.board.snapshot()
-        done = sum(p.done for p in view.objects.values())
-        total = max(view.total, sum(view.totals.values()))
-        parts: list[str | tuple[str, str]] = [(f"{job.title}: ", "bold"), f"{count(done)} of {count(total)} records"]
-        if view.failed_total:
-            parts += [" · ", (f"{view.failed_total} failed", "$text-error")]
-        if view.paused:
-            parts += [" · ", ("‖ paused", "$text-warning")]
-        if not job.active:
-            parts += [" · ", job.status.value]
-        box.update(Content.assemble(*parts))
+        dashboard = self.query_one(RunDashboard)
+        shown = job is not None and job.kind in ("sample", "rollback") and (job.active or job.ended is not None)
+        dashboard.display = shown
+        if shown and dashboard.job is not job:
+            dashboard.follow(job)
 
     # -- actions -------------------------------------------------------------------------------------------
     _ACTION_BUTTONS = {"start": "start", "resume_sample": "resume", "diff": "diff", "again": "again", "undo": "undo",
@@ -637,6 +629,7 @@ removes what it wrote.
         from cliniko2nutshell.tui.engine_jobs import Blocked
 
         self._blocked = str(job.error) if isinstance(job.error, Blocked) else None
+        self.query_one(RunDashboard).follow(job)  # its last state, once
         self.show_progress()
         self.load()
         result = job.result
