@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Select, Static
 
 from cliniko2nutshell.journey import Journey, State, Step, fix_step
 from cliniko2nutshell.mapping.preflight import PreflightReport, Problem, Severity
-from cliniko2nutshell.tui.format import count, home_path
+from cliniko2nutshell.tui.format import count, home_path, kind_label, kind_order
 from cliniko2nutshell.tui.mask import Kind
 from cliniko2nutshell.tui.screens.base import StepScreen
 from cliniko2nutshell.tui.widgets.tables import fill
@@ -138,8 +138,8 @@ The report is written as HTML (O opens it in your browser) and CSV in the projec
             head += ["\n", ("Expected duration: ", "bold"), result.estimate]
         self.query_one("#preflight-status", Static).update(Content.assemble(*head))
         rows = [
-            (obj, (obj, *(count(c.get(k, 0)) for k in ("create", "link", "skip", "unmappable"))))
-            for obj, c in sorted(report.counts.items())
+            (obj, (kind_label(obj), *(count(c.get(k, 0)) for k in ("create", "link", "skip", "unmappable"))))
+            for obj, c in sorted(report.counts.items(), key=lambda item: kind_order(item[0]))
         ]
         fill(self.query_one("#counts", DataTable), COUNT_COLUMNS, rows)
         severity = self.query_one("#severity", Select)
