@@ -15,7 +15,7 @@ import httpx
 import pytest
 from textual.pilot import Pilot
 from wizard_pilot import settle, text_of
-from wizard_world import FALLBACK_USER, World
+from wizard_world import FALLBACK_USER, PROJECT_NAME, World
 
 from cliniko2nutshell.engine.markers import PATIENT_ID_FIELD
 from cliniko2nutshell.journey import State, Step
@@ -23,7 +23,7 @@ from cliniko2nutshell.mapping.mapfile import load_map
 from cliniko2nutshell.nutshell.client import NutshellClient
 from cliniko2nutshell.project import open_project
 from cliniko2nutshell.tui.app import WizardApp
-from tests.test_migration_e2e import dump
+from tests.test_migration_e2e import canonical, dump
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -185,4 +185,34 @@ async def test_the_whole_journey_from_connect_to_rollback(own_world: World, home
         await settle(pilot, lambda: "Delta run" in text_of(app))
         assert "1 kept as edited" in text_of(app)
         assert patient_contact(ns, pid).get("description") == "Edited by the front desk"
-    del pristine
+
+        # Reconcile: balanced
+        await goto(pilot, Step.RECONCILE, lambda: getattr(app.screen, "view", None) is not None)
+        phase("Reconcile")
+        await pilot.press("r")
+        await until_job_ends(pilot)
+        await settle(pilot, lambda: app.screen.view is not None and app.screen.view.rec is not None)
+        assert "✓ Balanced" in text_of(app)
+
+        # Rollback: preview, the project's name typed, verified
+        await goto(pilot, Step.ROLLBACK, lambda: getattr(app.screen, "state", None) is not None)
+        phase("Rollback")
+        await pilot.press("p")
+        await until_job_ends(pilot)
+        await settle(pilot, lambda: app.screen.preview is not None)
+        preview = app.screen.preview
+        assert [i.source_id for i in preview.edited_since] == [pid]  # the front desk's edit is left alone
+        await pilot.press("b")
+        await settle(pilot, lambda: type(app.screen).__name__ == "TypedConfirmDialog")
+        await pilot.press(*PROJECT_NAME, "enter")
+        await until_job_ends(pilot, timeout=300)
+        await settle(pilot, lambda: "✓ Verified" in text_of(app))
+        phase("Rolled back")
+
+    # Nutshell holds what it held before the migration, apart from what the preview said it would leave: the
+    # person edited in Nutshell since (and the custom fields, which Nutshell's API cannot delete)
+    before, now = canonical(pristine), canonical(dump(ns))
+    left = {f"person:{pid}"}
+    for kind in before:
+        assert {m for m in now[kind] if m not in before[kind]} <= left, kind
+        assert {m: v for m, v in now[kind].items() if m not in left} == before[kind], kind

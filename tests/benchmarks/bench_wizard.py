@@ -174,6 +174,10 @@ def main() -> int:
             try:
                 term.wait_for("Harbour Physio")
                 term.wait_for("Extract")
+                term.drain(1.0)
+                idle = [term.press(key, text) for _ in range(args.presses // 2)
+                        for key, text in ((F1, "3. Extract"), (ESC, "Read everything"))]  # fmt: skip
+                print(describe("key to screen with nothing running (the same keys)", idle))
                 term.press(b"e", "Extraction running", timeout=60)
                 values = latencies(term, "Read everything", "3. Extract", args.presses, "Extraction running")
                 print(f"load average {os.getloadavg()[0]:.2f}")

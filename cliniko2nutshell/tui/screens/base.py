@@ -3,11 +3,13 @@ the step does and whether it is ready, and the footer with the keys."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 
@@ -42,6 +44,19 @@ class StepScreen(Screen[None]):
 
     def compose_body(self) -> ComposeResult:
         yield from ()
+
+    def poll(self, seconds: float, refresh: Callable[[], object]) -> None:
+        """Call `refresh` every `seconds` while the screen is whole. When the app quits, a screen's widgets go
+        before its timers: a tick in between finds nothing to update and does nothing."""
+
+        def tick() -> None:
+            try:
+                refresh()
+            except NoMatches:
+                if self.query("#content"):
+                    raise  # the screen is whole: a real mistake
+
+        self.set_interval(seconds, tick)
 
     def on_mount(self) -> None:
         self.watch(self.app, "journey", self._journey_changed)

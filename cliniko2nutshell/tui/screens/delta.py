@@ -206,7 +206,7 @@ Nutshell's edits, or overwrite them. Every conflict and its decision is in the j
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.set_interval(0.5, self.show_state)
+        self.poll(0.5, self.show_state)
 
     def journey_changed(self, journey: Journey) -> None:
         self.show_state()

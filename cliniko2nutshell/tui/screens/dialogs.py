@@ -29,9 +29,9 @@ class Dialog(ModalScreen):  # type: ignore[type-arg]
 
 
 class ConfirmDialog(Dialog):
-    """Yes or no. Returns True or False (escape: False)."""
+    """Yes or no. Returns True or False (escape: False). `no=None`: a message with one button."""
 
-    def __init__(self, title: str, message: str, yes: str = "Yes", no: str = "No", danger: bool = False) -> None:
+    def __init__(self, title: str, message: str, yes: str = "Yes", no: str | None = "No", danger: bool = False) -> None:
         super().__init__()
         self._title, self._message, self._yes, self._no, self._danger = title, message, yes, no, danger
 
@@ -40,11 +40,12 @@ class ConfirmDialog(Dialog):
             yield Static(self._title, classes="title", markup=False)
             yield Static(self._message, markup=False)
             with Horizontal(classes="buttons"):
-                yield Button(self._no, id="no")
+                if self._no is not None:
+                    yield Button(self._no, id="no")
                 yield Button(self._yes, id="yes", variant="error" if self._danger else "primary")
 
     def on_mount(self) -> None:
-        self.query_one("#no" if self._danger else "#yes", Button).focus()
+        self.query_one("#no" if self._danger and self._no is not None else "#yes", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")

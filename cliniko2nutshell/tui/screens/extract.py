@@ -99,7 +99,7 @@ changed since the last extraction (used again at cutover, by the Delta step).
         table.add_column("Status", key="status")
         for obj in OBJECTS:
             table.add_row(label(obj), "–", "–", "–", "· waiting", key=obj)
-        self.set_interval(0.25, self.refresh_progress)
+        self.poll(0.25, self.refresh_progress)
         self.load_stored()
         limit = rate_limit_of(self.app.session)  # type: ignore[attr-defined]
         self.query_one("#budget", ProgressBar).update(total=limit, progress=limit)

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
-from textual.widgets import Button, Checkbox, DataTable, RadioButton, RadioSet, Select, SelectionList, Static
+from textual.widgets import Button, Checkbox, DataTable, RadioSet, Select, SelectionList, Static
 
 from cliniko2nutshell.engine.journal import Run, RunKind, RunStatus
 from cliniko2nutshell.engine.ops import GROUPS
@@ -25,6 +25,7 @@ from cliniko2nutshell.tui.screens.base import StepScreen
 from cliniko2nutshell.tui.screens.dialogs import TypedConfirmDialog
 from cliniko2nutshell.tui.widgets.dashboard import RunDashboard
 from cliniko2nutshell.tui.widgets.tables import fill
+from cliniko2nutshell.tui.widgets.toggles import Choice, Tick
 from cliniko2nutshell.tui.work import Job, JobStatus
 
 GROUP_LABELS = {
@@ -232,16 +233,16 @@ that every record we created in scope is gone from Nutshell, or was left on purp
             yield Static("", id="rollback-state", markup=False)
             with Horizontal(id="rollback-scope"):
                 with RadioSet(id="rollback-kind", compact=True):
-                    yield RadioButton("Everything", value=True, id="kind-everything", compact=True)
-                    yield RadioButton("One run", id="kind-run", compact=True)
-                    yield RadioButton("Kinds of records", id="kind-objects", compact=True)
+                    yield Choice("Everything", value=True, id="kind-everything", compact=True)
+                    yield Choice("One run", id="kind-run", compact=True)
+                    yield Choice("Kinds of records", id="kind-objects", compact=True)
                 yield Select([], prompt="Which run?", id="rollback-run", compact=True)
             yield SelectionList[str](
                 *((label, name) for name, label in GROUP_LABELS.items() if name in GROUPS),
                 id="rollback-groups",
                 compact=True,
             )
-            yield Checkbox(
+            yield Tick(
                 "Also undo records edited in Nutshell since (their edits are lost)",
                 id="rollback-force",
                 compact=True,

@@ -16,7 +16,7 @@ from textual.content import Content
 from textual.widgets import Button, Static
 
 from cliniko2nutshell.journey import Journey, State, Step
-from cliniko2nutshell.tui.format import count
+from cliniko2nutshell.tui.format import count, kind_label
 from cliniko2nutshell.tui.mask import Kind
 from cliniko2nutshell.tui.progress import RunBoard
 from cliniko2nutshell.tui.screens.base import StepScreen
@@ -48,12 +48,12 @@ class FailureDialog(ConfirmDialog):
     def __init__(self, failure: Any, masker: Any) -> None:
         reason = masker(failure.reason, Kind.TEXT)
         super().__init__(
-            f"{failure.object} {failure.source_id}: {failure.category}",
+            f"{kind_label(failure.object)}: Cliniko {failure.source_id} · {failure.category}",
             f"{reason}\n\nThe record is quarantined with this reason: nothing else waits for it. Fix the data in "
             "Cliniko (then extract the changes) or the map, then retry the failed records from this step or "
             "Reconcile.",
             yes="Close",
-            no="Back",
+            no=None,
         )
 
 
@@ -102,7 +102,7 @@ When it ends: a summary per object, what to do next, and the run report (O). Rec
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.set_interval(0.5, self.show_state)
+        self.poll(0.5, self.show_state)
 
     def on_screen_resume(self) -> None:
         job = getattr(self.app, "job", None)
