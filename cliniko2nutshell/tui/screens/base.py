@@ -9,7 +9,6 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 
@@ -46,15 +45,13 @@ class StepScreen(Screen[None]):
         yield from ()
 
     def poll(self, seconds: float, refresh: Callable[[], object]) -> None:
-        """Call `refresh` every `seconds` while the screen is whole. When the app quits, a screen's widgets go
-        before its timers: a tick in between finds nothing to update and does nothing."""
+        """Call `refresh` every `seconds` while this screen is the one in view: a screen left behind (or being
+        taken down as the app quits) has nothing to show, and its widgets may already be gone. Coming back, the
+        next tick brings it up to date."""
 
         def tick() -> None:
-            try:
+            if self.is_current:
                 refresh()
-            except NoMatches:
-                if self.query("#content"):
-                    raise  # the screen is whole: a real mistake
 
         self.set_interval(seconds, tick)
 

@@ -117,8 +117,8 @@ changed since the last extraction (used again at cutover, by the Delta step).
         counts: dict[str, int] = stored["counts"]
         for obj in OBJECTS:
             n = counts.get(obj)
-            table.update_cell(obj, "records", count(n) if n is not None else "–")
-            table.update_cell(obj, "status", "✓ stored" if n else "· none")
+            table.update_cell(obj, "records", count(n) if n is not None else "–", update_width=True)
+            table.update_cell(obj, "status", "✓ stored" if n else "· none", update_width=True)
         last = stored["last"]
         status = self.query_one("#extract-status", Static)
         if last is None:
@@ -173,10 +173,10 @@ changed since the last extraction (used again at cutover, by the Delta step).
         for obj, row in view.objects.items():
             if obj not in OBJECTS:
                 continue
-            table.update_cell(obj, "records", count(row.done))
-            table.update_cell(obj, "total", count(row.total) if row.total is not None else "–")
-            table.update_cell(obj, "pages", count(row.pages))
-            table.update_cell(obj, "status", STATUS.get(row.status, row.status))
+            table.update_cell(obj, "records", count(row.done), update_width=True)
+            table.update_cell(obj, "total", count(row.total) if row.total is not None else "–", update_width=True)
+            table.update_cell(obj, "pages", count(row.pages), update_width=True)
+            table.update_cell(obj, "status", STATUS.get(row.status, row.status), update_width=True)
         limit = view.budget_limit or rate_limit_of(self.app.session)  # type: ignore[attr-defined]
         bar = self.query_one("#budget", ProgressBar)
         remaining = view.budget_remaining if view.budget_remaining is not None else limit

@@ -68,6 +68,10 @@ PROBLEM_COLUMNS = [("severity", "Severity"), ("kind", "Kind"), ("record", "Recor
 
 class PreflightScreen(StepScreen):
     STEP = Step.PREFLIGHT
+    DEFAULT_CSS = """
+    PreflightScreen #problem-filters { height: auto; }
+    PreflightScreen #problems { height: 1fr; min-height: 5; }
+    """
     INTRO = "Everything the run will do, and every problem found, before anything is written."
     HELP = """
 The pre-flight walks every extracted record through the confirmed map, exactly as the run will, and counts what
