@@ -426,6 +426,7 @@ def _cmd_map(args: argparse.Namespace) -> int:
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from cliniko2nutshell.cli_text import format_plan
+    from cliniko2nutshell.engine.estimate import estimate_for_project
     from cliniko2nutshell.mapping.mapfile import load_map
     from cliniko2nutshell.mapping.workflow import plan, propose_map
 
@@ -433,6 +434,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         mapping = load_map(project.mapping_path) if project.mapping_path.exists() else propose_map(project, snapshot)
         report, paths = plan(project, mapping, snapshot)
         summary = report.summary()
+        summary["estimate"] = estimate_for_project(project, report.counts).as_dict()
         if paths:
             summary["files"] = [str(p) for p in paths]
         print(json.dumps(summary) if args.json else format_plan(summary, report.blockers))

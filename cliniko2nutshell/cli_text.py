@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from cliniko2nutshell.engine.estimate import duration_text, versus_actual
 from cliniko2nutshell.mapping.preflight import Problem, nutshell_after_text
 
 PLAN_COUNT_COLUMNS = ("create", "link", "skip", "unmappable")
@@ -58,6 +59,7 @@ def format_plan(summary: Mapping[str, Any], blockers: Sequence[Problem] = ()) ->
     after = nutshell_after_text(summary.get("nutshell_after"))
     if after:
         lines += ["", after]
+    lines += estimate_lines(summary.get("estimate"))
     if blockers:
         lines += ["", "Blockers:", *format_blocker_lines(blockers)]
     problems = summary.get("problems_by_kind") or {}
@@ -71,6 +73,33 @@ def format_plan(summary: Mapping[str, Any], blockers: Sequence[Problem] = ()) ->
     for f in summary.get("files", []):
         lines.append(f"Report: {f}")
     return "\n".join(lines)
+
+
+def estimate_lines(est: Mapping[str, Any] | None) -> list[str]:
+    """The expected duration of the run (engine/estimate.py's Estimate.as_dict), phase by phase."""
+    if not est:
+        return []
+    phases = ", ".join(f"{name} {duration_text(s)}" for name, s in (est.get("phases") or {}).items() if s)
+    inputs = est.get("inputs") or {}
+    basis = f"{inputs.get('latency_ms', 0):.0f} ms a request" + (
+        " (measured by `connect`)" if inputs.get("latency_measured") else " (assumed: run `connect` to measure it)"
+    )
+    return ["", f"Expected duration: {est.get('summary')}" + (f" ({phases})" if phases else ""),
+            f"  from {basis}, {inputs.get('workers')} writes in flight"]  # fmt: skip
+
+
+def duration_lines(summary: Any) -> list[str]:
+    """Each phase's expected and actual duration (a RunSummary with its estimate)."""
+    expected = getattr(summary, "estimate", None)  # a rollback's summary has none
+    rows = versus_actual(expected, getattr(summary, "phase_seconds", {}))
+    if not expected or not rows:
+        return []
+    lines = [f"Expected {expected.get('summary')}; took {duration_text(summary.elapsed_seconds)}:"]
+    for name, expected, actual in rows:
+        lines.append(
+            f"  {name:<11} expected {duration_text(expected) if expected else '-':>9}  took {duration_text(actual):>9}"
+        )
+    return lines
 
 
 def format_blocker_lines(blockers: Sequence[Problem]) -> list[str]:
@@ -105,6 +134,7 @@ def format_run(summary: Any, extra: Sequence[str] = ()) -> str:
         lines.append(f"Settled by looking in Nutshell after an unknown outcome: {summary.recovered}")
     if summary.message:
         lines.append(summary.message)
+    lines += duration_lines(summary)
     lines += list(extra)
     lines += [f"Report: {p}" for p in summary.reports]
     return "\n".join(lines)

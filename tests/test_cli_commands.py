@@ -94,6 +94,10 @@ def test_init_extract_map_plan(small_clinic_db: Path, tmp_path: Path) -> None:
         assert r.returncode in (0, 3), r.stderr  # 3: not ready, blocking problems listed
         plan = json.loads(r.stdout)
         assert plan["patients"] == 30
+        # Connect measured the latency; the expected duration is from it and from the planned writes.
+        assert plan["estimate"]["inputs"]["latency_measured"] is True
+        assert plan["estimate"]["requests"]["people"] >= sum(plan["counts"]["person"].get(a, 0) for a in ("create",))
+        assert plan["estimate"]["summary"].startswith("about ")
         files = [Path(f) for f in plan["files"]]
         assert {f.suffix for f in files} == {".csv", ".html"} and all(f.exists() for f in files)
         # The engine's commands, as a support engineer chains them.
@@ -107,6 +111,8 @@ def test_init_extract_map_plan(small_clinic_db: Path, tmp_path: Path) -> None:
         assert r.returncode in (0, 3), r.stderr  # 3: partial, the planted unprocessed upload is quarantined
         run = json.loads(r.stdout)
         assert run["kind"] == "full" and run["counts"]["person"]["created"] > 0
+        assert run["estimate"]["requests"]["people"] == run["counts"]["person"]["planned"]  # expected beside actual
+        assert set(run["phase_seconds"]) >= {"people", "activities"}
         r = _run(["status", "--project", str(project), "--json"], env)
         status = json.loads(r.stdout)
         assert status["mapped"]["person"] == run["counts"]["person"]["done"]

@@ -24,6 +24,7 @@ from cliniko2nutshell.engine.destination import AfterJournal, Destination
 from cliniko2nutshell.engine.destination_nutshell import NutshellDestination
 from cliniko2nutshell.engine.diff import DiffReport, diff_sample
 from cliniko2nutshell.engine.diff_store import load_diff, save_diff
+from cliniko2nutshell.engine.estimate import estimate_for_project
 from cliniko2nutshell.engine.journal import Journal, Outcome, Run, RunKind, RunStatus
 from cliniko2nutshell.engine.plan import Plan, PlanScope, activity_type_ids
 from cliniko2nutshell.engine.readable import Readable
@@ -329,6 +330,7 @@ class Engine:
             workers=options.workers,
             cliniko_budget=self.cliniko_budget,
             late_copy_grace=self.late_copy_grace,
+            estimator=lambda totals: estimate_for_project(self.project, totals, workers=options.workers).as_dict(),
             **kw,
         )
 

@@ -106,6 +106,9 @@ class Estimate:
     def seconds(self) -> float:
         return sum(self.phases.values())
 
+    def __str__(self) -> str:
+        return self.summary
+
     @property
     def summary(self) -> str:
         """One line: "about 3 h 20 min, most of it appointments"."""
@@ -218,3 +221,33 @@ def estimate(
         for obj, n in objects.items():
             result.objects[obj] = run_seconds * n / total
     return result
+
+
+def estimate_for_project(project: Any, counts: Mapping[str, Mapping[str, int] | int], *, workers: int = 8) -> Estimate:
+    """`estimate` for a project's next run: the latencies measured while connecting (the `connected` milestone;
+    absent, e.g. keys given by environment variables and never tested: DEFAULT_LATENCY_MS, and
+    `inputs["latency_measured"]` is False), Cliniko's documented limit, Nutshell's unknown one (None). Reads one
+    store row; `project` is a project.folder.Project."""
+    connected = project.store.milestone("connected")
+    detail = connected.detail if connected is not None else {}
+
+    def measured(key: str) -> float | None:
+        value = detail.get(key)
+        return float(value) if isinstance(value, int | float) and value > 0 else None
+
+    return estimate(
+        counts,
+        latency_ms=measured("nutshell_latency_ms"),
+        cliniko_latency_ms=measured("cliniko_latency_ms"),
+        workers=workers,
+    )
+
+
+def versus_actual(
+    expected: Mapping[str, Any] | None, actual: Mapping[str, float]
+) -> list[tuple[str, float | None, float]]:
+    """(phase, expected seconds, actual seconds) for each phase a run report shows, in run order; `expected` is
+    an `Estimate.as_dict()` (None: no estimate was made)."""
+    phases = (expected or {}).get("phases") or {}
+    names = [p.value for p in PHASES if p.value in phases or p.value in actual]
+    return [(n, phases.get(n), float(actual.get(n, 0.0))) for n in names]

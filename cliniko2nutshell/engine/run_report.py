@@ -7,6 +7,7 @@ import html
 from pathlib import Path
 
 from cliniko2nutshell.engine.counts import RunSummary
+from cliniko2nutshell.engine.estimate import duration_text, versus_actual
 from cliniko2nutshell.engine.journal import Journal, Outcome, RunStatus
 from cliniko2nutshell.mapping.report_writers import html_page, html_table, timestamp, write_csv
 from cliniko2nutshell.project.private import make_private_dir, write_private_text
@@ -70,6 +71,7 @@ def write_run_report(summary: RunSummary, journal: Journal, reports_dir: Path) -
         "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in next_steps(summary)) + "</ul>",
         "<h2>Per object</h2>",
         html_table(header, rows),
+        *duration_html(summary),
         f"<h2>Failures ({len(failures)})</h2>",
         html_table(failure_header, failure_rows, classes=["blocker"] * len(failure_rows))
         if failure_rows
@@ -79,6 +81,20 @@ def write_run_report(summary: RunSummary, journal: Journal, reports_dir: Path) -
     html_path = stem.with_suffix(".html")
     write_private_text(html_path, html_page(f"Run {summary.run_id}", "\n".join(parts)))
     return csv_path, html_path
+
+
+def duration_html(summary: RunSummary) -> list[str]:
+    """Expected (the estimate made as the run started) and actual duration, phase by phase."""
+    rows = versus_actual(summary.estimate, summary.phase_seconds)
+    if summary.estimate is None or not rows:
+        return []
+    body = [
+        [name, duration_text(expected) if expected else "-", duration_text(actual)] for name, expected, actual in rows
+    ]
+    body.append(["whole run", duration_text(float(summary.estimate.get("seconds") or 0)),
+                 duration_text(summary.elapsed_seconds)])  # fmt: skip
+    note = f"Expected before the run: {summary.estimate.get('summary')}."
+    return ["<h2>Duration</h2>", f"<p>{html.escape(note)}</p>", html_table(["phase", "expected", "actual"], body)]
 
 
 def outcome_word(outcome: Outcome | None, status: RunStatus) -> str:

@@ -128,6 +128,9 @@ class RunSettings:
     # Seconds a request may go on in Nutshell after the client gave up on it (its timeout): late copies of
     # records sent again are looked for no sooner than this after the last doubtful create (see _late_copies).
     late_copy_grace: float = 0.0
+    # The expected duration from the planned totals (engine/estimate.py, as_dict): kept in the run's summary so
+    # its report shows expected and actual side by side.
+    estimator: Callable[[dict[str, int]], dict[str, Any]] | None = None
 
 
 class _Fatal(Exception):
@@ -222,6 +225,7 @@ class Runner:
         self._started = 0.0
         self._consecutive_errors = 0
         self._phase_seconds: dict[str, float] = {}
+        self._estimate: dict[str, Any] | None = None
         self._recovered = 0
         self._conflicts = 0
         self._failed_keys: set[tuple[str, str]] = set()
@@ -260,6 +264,8 @@ class Runner:
         self._started = self._clock()
         self.dest.cap_concurrency(max(1, self.settings.workers))
         totals = self.plan.totals()
+        if self.settings.estimator is not None:
+            self._estimate = self.settings.estimator(totals)
         for object_, n in totals.items():
             self.counts[object_].planned = n
         self._emit(ev.RunStarted(self.run.id, self.run.kind.value, self.run.map_version, dict(totals)))
@@ -305,6 +311,7 @@ class Runner:
             elapsed_seconds=elapsed,
             message=self._fatal or ("stopped; resume to continue" if self._stopping else ""),
             phase_seconds=dict(self._phase_seconds),
+            estimate=self._estimate,
         )
         self.journal.finish_run(self.run.id, status, outcome, summary.as_dict())
         for object_ in self.counts:
