@@ -809,20 +809,37 @@ def main(argv: list[str] | None = None) -> int:
     code = 1
     try:
         code = int(args.handler(args))
-    except sqlite3.DatabaseError as exc:  # the store failed under a command: say which file, and what to do
-        COMMAND_LOG.error(exc)
-        if getattr(args, "project", None) is None:
-            raise
-        from cliniko2nutshell.project.store import damaged_message
-
-        print(damaged_message(args.project / "migration.db", str(exc)), file=sys.stderr)
-        code = 2
     except BaseException as exc:
         COMMAND_LOG.error(exc)
-        raise
+        failed = _project_failure(args, exc) if isinstance(exc, Exception) else None
+        if failed is None:
+            raise
+        code = failed
     finally:
         COMMAND_LOG.finish(code)
     return code
+
+
+def _project_failure(args: argparse.Namespace, exc: Exception) -> int | None:
+    """A command stopped by the project folder itself: the disk refused a write (exit 1: free some space and run
+    it again) or the store is damaged (exit 2). Says which, and what to do; None for anything else."""
+    from cliniko2nutshell.project.store import damaged_message, is_write_failure, write_failure_message
+
+    folder = getattr(args, "project", None)
+    if folder is None:
+        return None
+    found: list[BaseException] = [exc]
+    while found and isinstance(found[0], BaseExceptionGroup):  # a failure inside a task group
+        found = [*found[0].exceptions, *found[1:]]
+    cause = next((e for e in found if is_write_failure(e)), None)
+    if cause is not None:
+        print(write_failure_message(folder, cause), file=sys.stderr)
+        return 1
+    damaged = next((e for e in found if isinstance(e, sqlite3.DatabaseError)), None)
+    if damaged is not None:
+        print(damaged_message(folder / "migration.db", str(damaged)), file=sys.stderr)
+        return 2
+    return None
 
 
 if __name__ == "__main__":

@@ -152,3 +152,27 @@ async def test_a_late_copy_of_a_person_is_found_beside_the_mapped_one(nutshell_s
             Entity.CONTACTS, "777", email="late.copy@example.org", name="Late Copy"
         )
     assert sorted(r.id for r in found) == sorted([first.id.rest, second.id.rest])
+
+
+async def test_a_full_disk_stops_the_run_without_blaming_the_records(project, small_clinic_db) -> None:
+    """The store refuses a write because the disk is full (SQLITE_FULL, as SQLite reports ENOSPC; here its page
+    cap stands in for the disk): the run stops there and says so, instead of quarantining record after record
+    (each quarantine is one more write that fails). The resumed run finishes the job."""
+    import sqlite3
+
+    from cliniko2nutshell.project.store import is_write_failure
+
+    dest = FakeNutshell()
+    engine = engine_over(project, small_clinic_db, dest)
+    pages = project.store.conn.execute("PRAGMA page_count").fetchone()[0]
+    project.store.conn.execute(f"PRAGMA max_page_count = {pages + 8}")
+    with pytest.raises(sqlite3.OperationalError) as stopped:
+        await engine.full()
+    assert is_write_failure(stopped.value) and stopped.value.sqlite_errorname == "SQLITE_FULL"
+    assert engine.journal.quarantine_list() == []
+    project.store.conn.execute("PRAGMA max_page_count = 1073741823")
+    again = Engine(project, dest, engine.mapping, engine.activity_types, durable=False)
+    summary = await again.resume()
+    assert summary.status.value == "finished"
+    people = [r.fields["customFields"]["Cliniko Patient ID"] for r in dest.live(Entity.CONTACTS)]
+    assert len(people) == len(set(people)) == sum(1 for m in again.journal.iter_mapped(objects=["person"]))

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import signal
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -360,7 +361,7 @@ class Runner:
                 group.create_task(produce())
                 for _ in range(workers):
                     group.create_task(work())
-        except* (Unavailable, _Fatal) as stopped:
+        except* (Unavailable, _Fatal, sqlite3.Error) as stopped:
             raise stopped.exceptions[0] from None
         finally:
             self._phase_seconds[phase.value] = self._phase_seconds.get(phase.value, 0.0) + self._clock() - started
@@ -372,7 +373,7 @@ class Runner:
         try:
             outcome = await self._execute(op)
             self._consecutive_errors = 0
-        except (Unavailable, _Fatal):
+        except (Unavailable, _Fatal, sqlite3.Error):  # sqlite3: the store refused a write (disk full): stop
             self._stopping = True
             raise
         except Exception as exc:  # a bug or an unexpected answer: quarantine this record, keep going

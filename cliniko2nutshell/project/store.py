@@ -7,8 +7,10 @@ the downloaded files' metadata, and (later migrations) the id map and the journa
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -346,6 +348,27 @@ def damaged_message(path: Path, detail: str) -> str:
     )
 
 
+def is_write_failure(exc: BaseException) -> bool:
+    """The disk refused a write (full, over quota, a file over the size it may reach, or failing): SQLite reports
+    SQLITE_FULL or an I/O error, file writes raise OSError. Not damage: the store is whole and the step resumes."""
+    if isinstance(exc, sqlite3.OperationalError):
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        return name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR")
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def write_failure_message(folder: Path, exc: BaseException) -> str:
+    try:
+        free = f"{shutil.disk_usage(folder).free / 1e6:,.0f} MB free there now"
+    except OSError:
+        free = "free space unknown"
+    return (
+        f"Could not write to {folder} ({exc}): the disk is full or failing ({free}). Nothing is lost: what was "
+        "written before is kept, and every write to Nutshell is journaled. Free some disk space, then run the "
+        "same command again (`run --resume` carries on a run)."
+    )
+
+
 class Store:
     def __init__(self, path: Path, *, create: bool = True) -> None:
         """Open (with `create`, make) the store. An existing project's store is opened with create=False:
@@ -377,6 +400,8 @@ class Store:
                 self._migrate()
             except sqlite3.DatabaseError as exc:
                 self.conn.close()
+                if is_write_failure(exc):
+                    raise StoreError(write_failure_message(path.parent, exc)) from exc
                 raise StoreError(damaged_message(path, str(exc))) from exc
             except BaseException:
                 self.conn.close()
@@ -411,7 +436,10 @@ class Store:
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            # SQLite rolls back on its own after some errors (a full disk, an I/O error): a second ROLLBACK would
+            # fail and hide the error that matters.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
         self.commits += 1
