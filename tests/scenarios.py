@@ -13,9 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import re
+import resource
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,11 +97,16 @@ def make_world(
     *,
     file_size_limit: int | None = None,
     custom_field_cap: int | None = None,
+    mapping: str | None = None,
 ) -> World:
-    """A new project (not extracted yet, the template's confirmed map in place) and both sandboxes."""
+    """A new project (not extracted yet, the template's confirmed map in place, or `mapping`) and both
+    sandboxes."""
     project = create_project("scenario", path=where / "project")
     project.close()
-    shutil.copyfile(template.project / "mapping.toml", where / "project" / "mapping.toml")
+    if mapping is None:
+        shutil.copyfile(template.project / "mapping.toml", where / "project" / "mapping.toml")
+    else:
+        (where / "project" / "mapping.toml").write_text(mapping, encoding="utf-8")
     clinic = where / "clinic.db"
     shutil.copyfile(template.clinic, clinic)
     cliniko = start_cliniko_sandbox(clinic, rate_limit=None)
@@ -108,7 +118,99 @@ def make_world(
     except BaseException:
         cliniko.stop()
         raise
+    # The endpoints a user gives once with --cliniko-url / --nutshell-url, so the commands need no flags.
+    project = open_project(where / "project", command="scenario")
+    try:
+        project.settings.cliniko.base_url = cliniko.base_url
+        project.settings.nutshell.base_url = nutshell.rest_url
+        project.save_settings()
+    finally:
+        project.close()
     return World(where / "project", clinic, cliniko, nutshell, template)
+
+
+# -- the commands a user types ----------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli_env(world: World, home: Path) -> dict[str, str]:
+    """A user's environment: no keychain on this machine, so the keys come from the environment."""
+    return {
+        **os.environ,
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+        "CLINIKO_API_KEY": world.cliniko.api_key,
+        "NUTSHELL_USERNAME": world.nutshell.username,
+        "NUTSHELL_API_KEY": world.nutshell.api_key,
+        "PYTHONPATH": str(REPO),
+    }
+
+
+def command(world: World, *args: str) -> list[str]:
+    return [sys.executable, "-m", "cliniko2nutshell", args[0], "--project", str(world.project), *args[1:]]
+
+
+def cli(world: World, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command(world, *args), env=env, capture_output=True, text=True, timeout=300)
+
+
+def disk_full_after(limit: int) -> Callable[[], None]:
+    """For subprocess's preexec_fn: the command cannot grow any file past `limit` bytes; its writes then fail
+    (EFBIG; SQLite reports an I/O error) as they would on a full disk, without the signal that would kill it."""
+
+    def limit_writes() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return limit_writes
+
+
+@dataclass
+class Kill:
+    """SIGKILL the command's process when the `service` sandbox sees its `at`-th request since arming: as the
+    request arrives (the sandbox still carries it out, as a server does for a client that died) or as its
+    answer starts (the work done, the answer never read)."""
+
+    service: str  # cliniko | nutshell
+    at: int
+    when: str  # arrival | answer
+
+    def describe(self) -> str:
+        return f"{self.service} request {self.at}, at its {self.when}"
+
+
+def killed(world: World, env: dict[str, str], kill: Kill, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a command and SIGKILL it at the moment `kill` names; returns the finished process."""
+    knobs: Knobs = getattr(world, kill.service).knobs
+    target = knobs.requests + kill.at
+    holder: dict[str, int] = {}
+
+    def hook(n: int) -> None:
+        if n == target and "pid" in holder:
+            os.kill(holder.pop("pid"), signal.SIGKILL)
+
+    proc = subprocess.Popen(command(world, *args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    holder["pid"] = proc.pid
+    if kill.when == "arrival":
+        knobs._on_request = hook
+    else:
+        knobs._on_answer = hook
+    try:
+        out, err = proc.communicate(timeout=300)
+    finally:
+        knobs._on_request = knobs._on_answer = None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def until_finished(world: World, env: dict[str, str], *args: str, tries: int = 4) -> subprocess.CompletedProcess[str]:
+    """The same command again until it finishes (exit 0, or 3: finished with records quarantined)."""
+    for _ in range(tries):
+        done = cli(world, env, *args)
+        if done.returncode in (0, 3):
+            return done
+    raise AssertionError(f"{args[0]} did not finish: {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
 
 
 # -- the steps, run as a user runs them ------------------------------------------------------------------------------
@@ -523,3 +625,198 @@ def _record(name: str, rows: dict[str, Any]) -> None:
     if target:
         with open(target, "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"scenario": name, **rows}) + "\n")
+
+
+# -- random kills (test_random_kills_*.py) -------------------------------------------------------------------------
+
+
+@dataclass
+class Checkpoint:
+    """A world saved just before a step: the project folder, the clinic and the Nutshell account."""
+
+    project: Path
+    clinic: Path
+    nutshell: dict[str, Any]  # NutshellState.snapshot()
+
+
+@dataclass
+class Counted:
+    """The journey through the commands, undisturbed: its states, how many requests each step sends, and the
+    world just before each step (so a kill test starts there instead of walking the journey again)."""
+
+    pristine: dict[str, Any]
+    extracted: dict[tuple[str, str], str]
+    full: dict[str, Any]
+    delta: dict[str, Any]
+    requests: dict[str, dict[str, int]]  # step -> service -> requests
+    before: dict[str, Checkpoint]
+
+
+def store_records(world: World) -> dict[tuple[str, str], str]:
+    """What an extraction left in the store: every record's JSON (links to the sandbox's own port made alike),
+    and each downloaded file's sha256."""
+    conn = sqlite3.connect(f"file:{world.project / 'migration.db'}?mode=ro", uri=True)
+    port = re.compile(r"http://127\.0\.0\.1:\d+")
+    try:
+        rows = conn.execute("SELECT object, id, raw FROM cliniko_records")
+        out = {(r[0], r[1]): port.sub("http://sandbox", r[2]) for r in rows}
+        out |= {("file", r[0]): r[1] for r in conn.execute("SELECT attachment_id, sha256 FROM attachment_files")}
+        return out
+    finally:
+        conn.close()
+
+
+def save_checkpoint(world: World, where: Path) -> Checkpoint:
+    where.mkdir(parents=True)
+    shutil.copytree(world.project, where / "project", ignore=shutil.ignore_patterns(".lock"))
+    shutil.copyfile(world.clinic, where / "clinic.db")
+    return Checkpoint(where / "project", where / "clinic.db", world.nutshell.state.snapshot())
+
+
+def world_at(template: Template, checkpoint: Checkpoint, where: Path) -> World:
+    """A world restored from a checkpoint: copies of its project and clinic, its Nutshell account, new servers."""
+    shutil.copytree(checkpoint.project, where / "project")
+    shutil.copyfile(checkpoint.clinic, where / "clinic.db")
+    cliniko = start_cliniko_sandbox(where / "clinic.db", rate_limit=None)
+    try:
+        nutshell = start_nutshell_sandbox(template.seed)
+        nutshell.state.restore(checkpoint.nutshell)
+    except BaseException:
+        cliniko.stop()
+        raise
+    project = open_project(where / "project", command="scenario")
+    try:
+        project.settings.cliniko.base_url = cliniko.base_url
+        project.settings.nutshell.base_url = nutshell.rest_url
+        project.save_settings()
+    finally:
+        project.close()
+    return World(where / "project", where / "clinic.db", cliniko, nutshell, template)
+
+
+@pytest.fixture(scope="module")
+def counted(small: Template, tmp_path_factory: pytest.TempPathFactory) -> Counted:
+    root = tmp_path_factory.mktemp("counted")
+    world = make_world(small, root)
+    (world.project / "mapping.toml").unlink()  # the map is made the way a user makes it, below
+    env = cli_env(world, root)
+    steps: dict[str, dict[str, int]] = {}
+    before: dict[str, Checkpoint] = {}
+
+    def step(name: str, *args: str) -> None:
+        if name in STEP_COMMANDS:
+            before[name] = save_checkpoint(world, root / f"before-{name}")
+        start = {s: getattr(world, s).knobs.requests for s in ("cliniko", "nutshell")}
+        done = cli(world, env, *args)
+        assert done.returncode in (0, 3), f"{args}: {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        steps[name] = {s: getattr(world, s).knobs.requests - n for s, n in start.items()}
+
+    try:
+        pristine = canonical(dump(world.nutshell))
+        step("extract", *STEP_COMMANDS["extract"])
+        extracted = store_records(world)
+        step("map", "map", "--accept-suggestions", "--fallback-owner", "1-users", "--confirm")
+        step("fields", "fields", "--create", "--yes")
+        step("full", *STEP_COMMANDS["full"])
+        full = canonical(dump(world.nutshell))
+        before["delta"] = save_checkpoint(world, root / "before-delta")  # before the changes in Cliniko
+        changes = cliniko_changes(world)
+        start = {s: getattr(world, s).knobs.requests for s in ("cliniko", "nutshell")}
+        done = cli(world, env, *STEP_COMMANDS["delta"])
+        assert done.returncode in (0, 3), done.stdout[-2000:] + done.stderr[-2000:]
+        steps["delta"] = {s: getattr(world, s).knobs.requests - n for s, n in start.items()}
+        delta = rename(canonical(dump(world.nutshell)), {changes["booked"]: "BOOKED"})
+        step("rollback", *STEP_COMMANDS["rollback"])
+        assert compare(canonical(dump(world.nutshell)), pristine, {}).problems == []
+        return Counted(pristine, extracted, full, delta, steps, before)
+    finally:
+        world.stop()
+
+
+STEP_COMMANDS = {
+    "extract": ("extract",),
+    "full": ("run", "--yes"),
+    "delta": ("delta", "--yes"),
+    "rollback": ("rollback", "--yes"),
+}
+# What a user types after the kill, in order of preference: a command exiting 2 ("nothing to resume": the kill
+# came before the run began) gives way to the next; one exiting 1 is typed again.
+RECOVERY = {
+    "extract": [("extract",)],
+    "full": [("run", "--resume", "--yes"), ("run", "--yes")],
+    "full-again": [("run", "--yes")],
+    "delta": [("delta", "--yes")],
+    "rollback": [("rollback", "--yes")],
+    "rollback-resume": [("run", "--resume", "--yes"), ("rollback", "--yes")],
+}
+
+
+def draw_kill(counted: Counted, step: str, index: int, seed: int) -> Kill:
+    """A moment drawn (seeded) from the requests the step sends undisturbed: which request, and whether the
+    process dies as it arrives or as its answer starts. A step that talks to both services (the delta reads
+    Cliniko, then writes to Nutshell) has its moments alternate between the two."""
+    rng = random.Random(f"{seed}-{step}-{index}")
+    services = sorted(s for s, n in counted.requests[step].items() if n > 0)
+    service = services[index % len(services)]
+    count = counted.requests[step][service]
+    return Kill(service, rng.randint(1, max(1, int(count * 0.9))), rng.choice(["arrival", "answer"]))
+
+
+def recover(world: World, env: dict[str, str], plan: list[tuple[str, ...]]) -> list[str]:
+    """Type the recovery commands until one finishes; returns what was typed."""
+    typed: list[str] = []
+    for args in plan:
+        for _ in range(3):
+            typed.append(" ".join(args))
+            done = cli(world, env, *args)
+            if done.returncode in (0, 3):
+                return typed
+            if done.returncode == 2:
+                break
+    raise AssertionError(f"no recovery finished after {typed}: {done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+
+
+def kill_and_resume(counted: Counted, small: Template, where: Path, step: str, index: int, seed: int) -> dict:
+    """Start from the world just before `step`, run the step's command and kill it at a drawn moment, recover
+    as a user would, and check the outcome against the undisturbed journey. Returns what happened."""
+    from cliniko2nutshell.project.integrity import verify_project
+
+    world = world_at(small, counted.before[step], where)
+    env = cli_env(world, where)
+    kill = draw_kill(counted, step, index, seed)
+    try:
+        changes = cliniko_changes(world) if step == "delta" else {}
+        died = killed(world, env, kill, *STEP_COMMANDS[step])
+        assert died.returncode == -signal.SIGKILL, f"not killed at {kill.describe()}: {died.stderr[-2000:]}"
+        plan = RECOVERY[step]
+        if step == "full" and index % 2:
+            plan = RECOVERY["full-again"]
+        if step == "rollback" and index % 2:
+            plan = RECOVERY["rollback-resume"]
+        typed = recover(world, env, plan)
+        state = canonical(dump(world.nutshell))
+        held = quarantine_of(world)
+        if step == "extract":
+            got = store_records(world)
+            differ = sorted(k for k in set(got) | set(counted.extracted) if got.get(k) != counted.extracted.get(k))
+            assert differ == [], [(k, got.get(k, "")[:300], counted.extracted.get(k, "")[:300]) for k in differ[:5]]
+            tally = Tally()
+        elif step == "full":
+            tally = compare(state, counted.full, held)
+        elif step == "delta":
+            tally = compare(rename(state, {changes["booked"]: "BOOKED"}), counted.delta, held)
+        else:
+            tally = compare(state, counted.pristine, held)
+            # attempted: our records before the rollback; migrated: those undone (not in Nutshell any more)
+            ours = {(k, m) for k, marks in counted.delta.items() for m in marks if record_of(k, m) is not None}
+            tally.attempted = len(ours)
+            tally.migrated = sum(1 for k, m in ours if not state.get(k, {}).get(m))
+        assert tally.problems == [] and tally.lost == 0 and tally.duplicated == 0, tally.problems[:20]
+        report = verify_project(world.project)
+        assert report.ok and not report.warnings, report.describe()
+        if step in ("full", "delta"):
+            rec = engine_phase(world, "reconcile", "reconcile", "reconcile").result.reconciliation
+            assert rec.balanced and not rec.missing and not rec.duplicates, rec.as_dict()
+        return {"step": step, "kill": kill.describe(), "typed": typed, **tally.row()}
+    finally:
+        world.stop()

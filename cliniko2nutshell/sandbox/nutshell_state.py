@@ -26,6 +26,7 @@ Revs: a per-record counter, rendered as a string, bumped on every edit, delete, 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import threading
 import time
@@ -126,6 +127,9 @@ class _Indexes:
     account_contacts: dict[int, dict[int, None]] = field(default_factory=dict)  # account -> contacts (ordered)
     notes_by_parent: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     activities_by_participant: dict[tuple[str, int], set[int]] = field(default_factory=dict)
+
+
+_NOT_COPIED = frozenset({"lock", "clock"})  # what a snapshot leaves out: the state's own machinery
 
 
 class NutshellState:
@@ -949,6 +953,18 @@ class NutshellState:
         return {**data, "name": name.strip()}
 
     # --- the dump -----------------------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the state holds, copied: `restore` puts it back, in this state or in another started from
+        the same seed (tests start many sandboxes from one migrated account instead of migrating each)."""
+        with self.lock:
+            return copy.deepcopy({k: v for k, v in vars(self).items() if k not in _NOT_COPIED})
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        with self.lock:
+            if snapshot.get("api_key") != self.api_key or snapshot.get("company_domain") != self.company_domain:
+                raise ValueError("a snapshot is restored into a state of the same seed")
+            vars(self).update(copy.deepcopy(snapshot))
 
     def dump(self) -> dict[str, Any]:
         """The whole state as JSON-ready data, in a deterministic order.
