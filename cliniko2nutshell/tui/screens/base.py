@@ -4,7 +4,7 @@ the step does and whether it is ready, and the footer with the keys."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -96,3 +96,34 @@ class StepScreen(Screen[None]):
         if isinstance(event.option_list, StepBar) and event.option.id:
             event.stop()
             self.app.goto(Step(event.option.id))  # type: ignore[attr-defined]
+
+
+class DashboardStepScreen(StepScreen):
+    """A step that follows its run on a RunDashboard (the Run and Delta steps): `show_state` says where the step
+    stands; it is refreshed twice a second, when the journey changes and when the job ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.job: Any = None
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.poll(0.5, self.show_state)
+
+    def show_state(self) -> None:
+        raise NotImplementedError
+
+    def journey_changed(self, journey: Journey) -> None:
+        self.show_state()
+
+    def job_ended(self, job: Any) -> None:
+        from cliniko2nutshell.tui.widgets.dashboard import RunDashboard
+
+        if job is self.job:
+            self.query_one(RunDashboard).follow(job)
+            self.show_state()
+
+    def masking_changed(self, on: bool) -> None:
+        from cliniko2nutshell.tui.widgets.dashboard import RunDashboard
+
+        self.query_one(RunDashboard).refresh_masking()

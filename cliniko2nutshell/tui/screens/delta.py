@@ -15,11 +15,11 @@ from textual.widgets import Button, Checkbox, DataTable, RadioSet, Static
 
 from cliniko2nutshell.engine.readable import sensitivity
 from cliniko2nutshell.engine.runner import ConflictInfo, ConflictPolicy
-from cliniko2nutshell.journey import Journey, State, Step
+from cliniko2nutshell.journey import State, Step
 from cliniko2nutshell.tui.format import count, kind_label
 from cliniko2nutshell.tui.mask import Kind
 from cliniko2nutshell.tui.progress import ExtractBoard, RunBoard, RunView
-from cliniko2nutshell.tui.screens.base import StepScreen
+from cliniko2nutshell.tui.screens.base import DashboardStepScreen
 from cliniko2nutshell.tui.widgets.dashboard import RunDashboard
 from cliniko2nutshell.tui.widgets.tables import fill
 from cliniko2nutshell.tui.widgets.toggles import Choice, Tick
@@ -171,7 +171,7 @@ async def delta(job: Job, session: Any, policy: ConflictPolicy, ask: Any) -> Any
     return await call_engine(job, session, go)
 
 
-class DeltaScreen(StepScreen):
+class DeltaScreen(DashboardStepScreen):
     STEP = Step.DELTA
     INTRO = "At cutover: fetch what changed in Cliniko since the full run and apply it. Repeat as often as needed."
     HELP = """
@@ -203,21 +203,6 @@ Nutshell's edits, or overwrite them. Every conflict and its decision is in the j
                 yield Button("Stop", id="stop", compact=True)
             yield Static("", id="delta-state", markup=False)
             yield RunDashboard(id="delta-dashboard")
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.poll(0.5, self.show_state)
-
-    def journey_changed(self, journey: Journey) -> None:
-        self.show_state()
-
-    def job_ended(self, job: Job) -> None:
-        if job is self.job:
-            self.query_one(RunDashboard).follow(job)
-            self.show_state()
-
-    def masking_changed(self, on: bool) -> None:
-        self.query_one(RunDashboard).refresh_masking()
 
     def _policy(self) -> ConflictPolicy:
         pressed = self.query_one("#policy", RadioSet).pressed_button

@@ -19,7 +19,7 @@ from cliniko2nutshell.journey import Journey, State, Step
 from cliniko2nutshell.tui.format import count, kind_label
 from cliniko2nutshell.tui.mask import Kind
 from cliniko2nutshell.tui.progress import RunBoard
-from cliniko2nutshell.tui.screens.base import StepScreen
+from cliniko2nutshell.tui.screens.base import DashboardStepScreen
 from cliniko2nutshell.tui.screens.dialogs import ConfirmDialog
 from cliniko2nutshell.tui.widgets.dashboard import RunDashboard
 from cliniko2nutshell.tui.work import Job, JobStatus
@@ -57,7 +57,7 @@ class FailureDialog(ConfirmDialog):
         )
 
 
-class RunScreen(StepScreen):
+class RunScreen(DashboardStepScreen):
     STEP = Step.RUN
     INTRO = "Migrate everything not yet migrated, with the dashboard in view. Pause, resume or stop any time."
     HELP = """
@@ -100,27 +100,12 @@ When it ends: a summary per object, what to do next, and the run report (O). Rec
                 yield Button("Open the report", id="report", compact=True)
             yield RunDashboard(id="dashboard")
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.poll(0.5, self.show_state)
-
     def on_screen_resume(self) -> None:
         job = getattr(self.app, "job", None)
         if job is not None and job.kind in RUN_KINDS and job is not self.job:
             self.job = job
             self.query_one(RunDashboard).follow(job)
         self.show_state()
-
-    def journey_changed(self, journey: Journey) -> None:
-        self.show_state()
-
-    def job_ended(self, job: Job) -> None:
-        if job is self.job:
-            self.query_one(RunDashboard).follow(job)
-            self.show_state()
-
-    def masking_changed(self, on: bool) -> None:
-        self.query_one(RunDashboard).refresh_masking()
 
     # -- what the step shows -------------------------------------------------------------------------------
     def _summary(self) -> Any:
