@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,11 @@ from cliniko2nutshell.project import create_project
 from cliniko2nutshell.project.secrets import MemoryKeyring
 
 pytest_plugins = ["fixtures.clinic", "fixtures.cliniko", "fixtures.nutshell", "fixtures.wizard"]
+
+# The sandboxes answer in milliseconds. A run resumed after a kill waits one request timeout for late copies of
+# the creates left in doubt (30 s by default): a 5 s timeout keeps that wait from dominating the suite. The
+# commands the tests start inherit it. A test that needs the default sets its own.
+os.environ.setdefault("CLINIKO2NUTSHELL_TIMEOUT", "5")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

@@ -45,7 +45,7 @@ async def test_the_full_run_pauses_and_resumes_from_the_run_step(world: World, h
         await pilot.press("p")
         await settle(pilot, lambda: app.job.board.snapshot().paused is not None, idle=False, timeout=30)
         assert app.job.status is JobStatus.PAUSED and "‖ paused" in text_of(app)
-        held = app.job.board.snapshot().done
+        held = app.job.board.snapshot().done  # "paused" is shown once the writes in flight are done
         await pilot.pause(1.0)
         assert app.job.board.snapshot().done == held  # nothing more is written while paused
         await pilot.press("p")

@@ -57,6 +57,7 @@ from cliniko2nutshell.engine.ops import PHASES, Op, Phase, RecordRef, entity_of,
 from cliniko2nutshell.engine.recovery import delete_replaced, settle, settle_open
 from cliniko2nutshell.events import Event, EventSink, ignore
 from cliniko2nutshell.mapping.names import normalize_email
+from cliniko2nutshell.project.store import seconds_since
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +234,8 @@ class Runner:
         self._kill = KillSwitch.from_env()
         self._sink_broken = False
         self._last_doubt: float | None = None  # when a create last ended in doubt (clock())
+        self._busy = 0  # records being written right now
+        self._pause_announced = True
 
     # -- control (callable while execute() runs) ---------------------------------------------------------------
     @property
@@ -246,11 +249,23 @@ class Runner:
         self._gate.clear()
         self._paused_reason = reason
         self.journal.set_run_status(self.run.id, RunStatus.PAUSED)
-        self._emit(ev.RunPaused(self.run.id, reason))
+        self._pause_announced = False
+        self._announce_pause()
+
+    def _announce_pause(self) -> None:
+        """RunPaused goes out once the records being written when the pause came are done: from then on nothing
+        is written until `resume`, so "paused" on a dashboard means it."""
+        if self.paused and not self._pause_announced and self._busy == 0:
+            self._pause_announced = True
+            for object_ in list(self.counts):
+                self._progress(object_, force=True)  # the counts as they stay while paused
+            self.emit_rates()
+            self._emit(ev.RunPaused(self.run.id, self._paused_reason))
 
     def resume(self) -> None:
         if not self.paused:
             return
+        self._pause_announced = True  # resumed before the writes in flight were done: no pause to announce
         self.journal.set_run_status(self.run.id, RunStatus.RUNNING)
         self._gate.set()
         self._emit(ev.RunResumed(self.run.id))
@@ -273,10 +288,13 @@ class Runner:
         self._quarantined_before = set() if self.settings.retry_quarantined else self.journal.quarantine_keys()
         ticker = asyncio.create_task(self._tick())
         try:
+            doubtful = [e.started_at for e in self.journal.open_entries() if e.action is Action.CREATE]
             settled = await settle_open(self.journal, self.dest, self._emit)
             self._recovered += settled
-            if settled:
-                self._last_doubt = self._clock()
+            if doubtful:
+                # A create a stopped process left in doubt was sent when its row was written, not now: the grace
+                # for a late copy runs from then (a resume the next morning has nothing left to wait for).
+                self._last_doubt = self._clock() - seconds_since(max(doubtful))
             for phase in PHASES:
                 if self._stopping:
                     break
@@ -353,7 +371,12 @@ class Runner:
                 await self._gate.wait()
                 if self._stopping:
                     continue
-                await self._one(op)
+                self._busy += 1
+                try:
+                    await self._one(op)
+                finally:
+                    self._busy -= 1
+                    self._announce_pause()
 
         started = self._clock()
         try:

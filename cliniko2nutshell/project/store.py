@@ -272,6 +272,14 @@ def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def seconds_since(stamp: str) -> float:
+    """Seconds from a `utcnow()` stamp to now, never negative. The stamp drops the fraction of its second, so
+    one second is taken off: the figure never overstates the time passed (whoever waits on it waits longer, never
+    shorter)."""
+    then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - then).total_seconds() - 1.0)
+
+
 @dataclass(slots=True)
 class RecordRow:
     """One extracted record as the store keeps it."""

@@ -6,7 +6,7 @@ network, the store or a file runs in a thread worker (`background`, `start_job`)
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +28,8 @@ from cliniko2nutshell.tui.session import DemoInfo, Session, open_session
 from cliniko2nutshell.tui.work import Body, Job, run_job
 
 log = logging.getLogger(__name__)
+
+SHUTDOWN_STOP_SECONDS = 15.0  # how long closing the app waits for a job to reach a safe point, then to cancel
 
 
 class WizardApp(App[None]):
@@ -216,8 +218,12 @@ class WizardApp(App[None]):
     @work(thread=True, group="job", exit_on_error=False)
     def _run_job(self, job: Job, body: Body) -> None:
         run_job(job, body)
-        with contextlib.suppress(RuntimeError):  # the app has already exited
+        try:
             self.call_from_thread(self._job_ended, job)
+        except RuntimeError:
+            # Only "the app has already exited" is expected here; a crash in _job_ended must surface.
+            if self.is_running:
+                raise
 
     def _job_ended(self, job: Job) -> None:
         from cliniko2nutshell.tui.work import JobStatus
@@ -326,6 +332,23 @@ class WizardApp(App[None]):
             ),
             answered,
         )
+
+    async def on_unmount(self) -> None:
+        """The app is going away however it was closed (quit, Ctrl+C, a test ending): a job still running must
+        not outlive it waiting for a screen that is gone. Stop it at a safe point, cancel it if it will not stop,
+        and release the project."""
+        job = self.job
+        if job is not None and job.active:
+            job.stop()  # waited for off the loop: the job may still need the loop (call_from_thread)
+            if not await asyncio.to_thread(job.wait, SHUTDOWN_STOP_SECONDS):
+                job.cancel()
+                await asyncio.to_thread(job.wait, SHUTDOWN_STOP_SECONDS)
+        if job is not None and job.active:
+            log.warning("job %s did not stop in time; the project stays locked until this process ends", job.kind)
+            return
+        session, self.session = self.session, None
+        if session is not None:
+            await asyncio.to_thread(session.close)
 
     def _quit_now(self) -> None:
         session, self.session = self.session, None

@@ -46,6 +46,7 @@ class Job:
     _loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
     _task: asyncio.Task[Any] | None = field(default=None, repr=False)
     _finished: threading.Event = field(default_factory=threading.Event, repr=False)
+    _questions: set[asyncio.Future[Any]] = field(default_factory=set, repr=False)
 
     @property
     def active(self) -> bool:
@@ -77,11 +78,26 @@ class Job:
         if not self.active:
             return
         self.status = JobStatus.STOPPING
+        self.call(lambda: [answer.cancel() for answer in list(self._questions)])
         if self.on_stop is not None:
             self.call(self.on_stop)
         else:
-            task = self._task
-            self.call(lambda: task.cancel() if task is not None else None)
+            self.cancel()
+
+    async def question(self, answer: asyncio.Future[Any]) -> Any:
+        """Wait (on the job's loop) for the user's answer to a question; `stop` withdraws it (CancelledError)."""
+        self._questions.add(answer)
+        try:
+            return await answer
+        finally:
+            self._questions.discard(answer)
+
+    def cancel(self) -> None:
+        """Cancel the job's task wherever it waits (a dialog that will never be answered, a stalled call).
+        Safe for the data: every write was journaled before it was sent, so a resume reconciles what was in
+        flight, as after a kill."""
+        task = self._task
+        self.call(lambda: task.cancel() if task is not None else None)
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._finished.wait(timeout)

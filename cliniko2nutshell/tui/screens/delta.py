@@ -129,9 +129,10 @@ class ConflictDialog(ModalScreen[tuple[ConflictPolicy, bool] | None]):
         self.dismiss((policy, self.query_one("#rest", Checkbox).value))
 
 
-def asker(app: Any) -> Any:
+def asker(app: Any, job: Job) -> Any:
     """The delta's `ask` callback: runs on the job's loop, shows the dialog on the UI and waits for the answer.
-    'Apply to the rest' answers every later conflict of this delta the same way."""
+    'Apply to the rest' answers every later conflict of this delta the same way. Stopping the job withdraws an
+    open question (nothing of that record is journaled before the answer, so it is asked again next time)."""
     remembered: list[ConflictPolicy] = []
 
     async def ask(info: ConflictInfo) -> ConflictPolicy:
@@ -144,7 +145,7 @@ def asker(app: Any) -> Any:
             loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result(result))
 
         app.call_from_thread(lambda: app.push_screen(ConflictDialog(info, app.masker), answered))
-        result = await answer
+        result = await job.question(answer)
         if result is None:
             return ConflictPolicy.SKIP
         policy, rest = result
@@ -265,8 +266,12 @@ Nutshell's edits, or overwrite them. Every conflict and its decision is in the j
             return
         session = self.app.session  # type: ignore[attr-defined]
         policy = self._policy()
-        ask = asker(self.app) if policy is ConflictPolicy.ASK else None
-        job = self.app.start_job("delta", "Delta", DeltaBoard(), lambda job: delta(job, session, policy, ask))  # type: ignore[attr-defined]
+        app = self.app
+
+        def body(job: Job) -> Any:
+            return delta(job, session, policy, asker(app, job) if policy is ConflictPolicy.ASK else None)
+
+        job = app.start_job("delta", "Delta", DeltaBoard(), body)  # type: ignore[attr-defined]
         if job is not None:
             self.job = job
             self.query_one(RunDashboard).follow(job)
