@@ -33,6 +33,8 @@ the end of that order changes every later byte; `test_the_output_is_pinned_byte_
 - clinic_billing.py: taxes, concessions, billable items, products, invoices and their items
 - clinic_documents.py: treatment note templates and notes, communications, attachments
 - clinic_hard_cases.py: the hard-case plan and lists, and the Nutshell account the other sandbox starts from
+- clinic_hostile.py: the hostile records, planted only with `hostile=True` (after every ordinary patient, so the
+  clinic without them is unchanged)
 """
 
 from __future__ import annotations
@@ -62,12 +64,14 @@ from cliniko2nutshell.sandbox.clinic_billing import _Billing
 from cliniko2nutshell.sandbox.clinic_data import CLINIC_NAMES
 from cliniko2nutshell.sandbox.clinic_documents import _Documents
 from cliniko2nutshell.sandbox.clinic_hard_cases import HARD_CASE_RESOURCES, _HardCases
+from cliniko2nutshell.sandbox.clinic_hostile import HOSTILE_CASES, HOSTILE_RESOURCES, _Hostile
 from cliniko2nutshell.sandbox.clinic_people import _People
 from cliniko2nutshell.sandbox.clinic_practice import _Practice
 
 __all__ = [
     "GENERATOR_VERSION",
     "HARD_CASE_RESOURCES",
+    "HOSTILE_CASES",
     "MAX_PATIENTS",
     "MIN_PATIENTS",
     "ClinicSummary",
@@ -89,8 +93,9 @@ class ClinicSummary:
     shard: str
     api_key: str
     counts: dict[str, int]  # records per resource
-    hard_cases: dict[str, list[str]]
+    hard_cases: dict[str, list[str]]  # with the switch on, also `hostile_<case>` (clinic_hostile.HOSTILE_CASES)
     seconds: float
+    hostile: bool = False
 
 
 def generate_clinic(
@@ -100,8 +105,10 @@ def generate_clinic(
     *,
     shard: str = "au2",
     reference_time: str = "2026-11-01T00:00:00Z",
+    hostile: bool = False,
 ) -> ClinicSummary:
-    """Write a synthetic clinic of `patients` patients into a new SQLite file at `path`."""
+    """Write a synthetic clinic of `patients` patients into a new SQLite file at `path`; with `hostile`, plus the
+    corpus of hostile records (clinic_hostile.py), each listed in the summary's hard cases."""
     path = Path(path)
     if not MIN_PATIENTS <= patients <= MAX_PATIENTS:
         raise ValueError(f"patients must be between {MIN_PATIENTS} and {MAX_PATIENTS}, not {patients}")
@@ -115,7 +122,7 @@ def generate_clinic(
         raise FileExistsError(f"{path} already exists; the generator only writes a new file")
     started = time.perf_counter()
     try:
-        outcome = _write(path, patients, seed, shard, ref)
+        outcome = _write(path, patients, seed, shard, ref, hostile)
     except BaseException:
         for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             leftover.unlink(missing_ok=True)  # only the file we created: the path did not exist before
@@ -129,6 +136,7 @@ def generate_clinic(
         counts=dict(sorted(outcome.counts.items())),
         hard_cases=outcome.hard_cases,
         seconds=time.perf_counter() - started,
+        hostile=hostile,
     )
 
 
@@ -140,7 +148,7 @@ class _Outcome(NamedTuple):
     hard_cases: dict[str, list[str]]
 
 
-def _write(path: Path, patients: int, seed: int, shard: str, ref: int) -> _Outcome:
+def _write(path: Path, patients: int, seed: int, shard: str, ref: int, hostile: bool) -> _Outcome:
     conn = cliniko_db.connect(path)
     try:
         # A new file that nobody reads until we are done: no journal, no fsync, indexes built once at the end.
@@ -157,9 +165,9 @@ def _write(path: Path, patients: int, seed: int, shard: str, ref: int) -> _Outco
             conn.execute(f'DROP INDEX "{name}"')
         conn.execute("BEGIN")
         if patients >= _PROCESS_MIN_PATIENTS and sys.executable:  # no interpreter to start when embedded
-            outcome = _generate_in_child(conn, patients, seed, shard, ref)
+            outcome = _generate_in_child(conn, patients, seed, shard, ref, hostile)
         else:
-            outcome = _generate_here(conn.executemany, patients, seed, shard, ref)
+            outcome = _generate_here(conn.executemany, patients, seed, shard, ref, hostile)
         conn.execute("COMMIT")
         conn.execute("PRAGMA threads=2")  # lets the index sorts use a helper thread when a core is free
         conn.executescript(cliniko_db.SCHEMA)  # the indexes dropped above, built in one sort each
@@ -188,12 +196,24 @@ _DONE = "done"
 _FAILED = "failed"
 
 
-def _generate_in_child(conn: sqlite3.Connection, patients: int, seed: int, shard: str, ref: int) -> _Outcome:
+def _generate_in_child(
+    conn: sqlite3.Connection, patients: int, seed: int, shard: str, ref: int, hostile: bool
+) -> _Outcome:
     read_fd, write_fd = os.pipe()
     path_list = [str(_PACKAGE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     try:
         child = subprocess.Popen(
-            [sys.executable, "-c", _CHILD_CODE, str(write_fd), str(patients), str(seed), shard, str(ref)],
+            [
+                sys.executable,
+                "-c",
+                _CHILD_CODE,
+                str(write_fd),
+                str(patients),
+                str(seed),
+                shard,
+                str(ref),
+                str(int(hostile)),
+            ],
             pass_fds=(write_fd,),
             stdin=subprocess.DEVNULL,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(path_list)},
@@ -230,7 +250,7 @@ def _produce() -> None:
     marshal, not pickle: the batches are plain tuples of strings, both ends run the same interpreter, and marshal
     costs about half as much CPU at each end.
     """
-    fd, patients, seed, shard, ref = sys.argv[1:6]
+    fd, patients, seed, shard, ref, hostile = sys.argv[1:7]
     with open(int(fd), "wb") as pipe:
 
         def send(sql: str, rows: object) -> None:
@@ -241,7 +261,7 @@ def _produce() -> None:
             pipe.flush()
 
         try:
-            outcome = _generate_here(send, int(patients), int(seed), shard, int(ref))
+            outcome = _generate_here(send, int(patients), int(seed), shard, int(ref), hostile == "1")
             send(_DONE, (outcome.api_key, outcome.counts, outcome.hard_cases))
         except BaseException:
             with contextlib.suppress(OSError):
@@ -307,13 +327,15 @@ class _Sink:
 # --- the generator ---------------------------------------------------------------------------------------------
 
 
-class _Generator(_Practice, _People, _Appointments, _Billing, _Documents, _HardCases):
+class _Generator(_Practice, _People, _Appointments, _Billing, _Documents, _HardCases, _Hostile):
     """One clinic, written in `run`'s order: the practice, the hard-case plan, the patients one by one (each with
     their visits, invoices, notes, messages and files), then what needs every patient first (group classes,
     settings, meta)."""
 
-    def __init__(self, sink: _Sink, patients: int, seed: int, shard: str, ref: int) -> None:
+    def __init__(self, sink: _Sink, patients: int, seed: int, shard: str, ref: int, hostile: bool = False) -> None:
         self.sink = sink
+        self.with_hostile = hostile
+        self.hostile: dict[str, list[str]] = {}
         self.patients = patients
         self.seed = seed
         self.shard = shard
@@ -343,6 +365,8 @@ class _Generator(_Practice, _People, _Appointments, _Billing, _Documents, _HardC
         self.last_plain: tuple[str, str] | None = None  # an earlier patient (id, e-mail) with an ordinary e-mail
         for i in range(self.patients):
             self._patient(i)
+        if self.with_hostile:
+            self._plant_hostile()  # after every ordinary patient: they stay what they are without the switch
         self._write_sessions()
         self._write_singletons()
         self._write_meta()
@@ -357,11 +381,19 @@ class _Generator(_Practice, _People, _Appointments, _Billing, _Documents, _HardC
             "generator_version": GENERATOR_VERSION,
             "reference_time": _ts(self.ref),
             "hard_cases": _encode(self.hard_cases()),
-            "hard_case_resources": _encode({k: list(v) for k, v in HARD_CASE_RESOURCES.items()}),
+            "hard_case_resources": _encode({k: list(v) for k, v in self._case_resources().items()}),
             "nutshell_seed": _encode(seed_doc),
         }
+        if self.with_hostile:
+            meta["hostile"] = "1"
         for row in sorted(meta.items()):
             self.sink.add("INSERT INTO meta (key, value) VALUES (?, ?)", row)
+
+    def hard_cases(self) -> dict[str, list[str]]:
+        return {**super().hard_cases(), **self.hostile}
+
+    def _case_resources(self) -> dict[str, tuple[str, ...]]:
+        return {**HARD_CASE_RESOURCES, **HOSTILE_RESOURCES} if self.with_hostile else HARD_CASE_RESOURCES
 
 
 def _api_key(seed: int, shard: str) -> str:

@@ -197,11 +197,12 @@ class _People(_GeneratorBase):
         name = company if type_code == 2 else f"{first} {last}".strip()
         return _Contact(cid, _link(f"contacts/{cid}"), name or "", email)
 
-    def _patient(self, i: int) -> None:
+    def _patient(self, i: int, showcase: bool | None = None) -> None:
         rng = self.rng
         ref = self.ref
         flags = self.flags.get(i, ())
-        showcase = i == 0  # patient 0 carries one of everything, so every kind exists at any size
+        if showcase is None:
+            showcase = i == 0  # patient 0 carries one of everything, so every kind exists at any size
         created = self.open + int((ref - 2 * DAY - self.open) * rng.random() ** 0.7)
         if showcase:
             created = ref - 80 * DAY - rng.randint(0, DAY)  # ten visits behind, a few ahead
