@@ -47,6 +47,7 @@ class BenchOptions:
     nutshell_rate: int | None = None  # Nutshell publishes none: by default the sandbox imposes none either
     workers: int = 8
     keep: Path | None = None  # leave the project there instead of in a deleted temporary folder
+    hostile: bool = False  # the clinic with its hostile records planted (sandbox/clinic_hostile.py)
 
 
 @dataclass
@@ -104,7 +105,7 @@ class _Sandboxes:
     def __init__(self, options: BenchOptions, workdir: Path) -> None:
         log = (workdir / "sandbox.log").open("w")
         args = ["sandbox", "--patients", str(options.patients), "--seed", str(options.seed), "--json"]
-        args += ["--rate-limit", str(options.cliniko_rate or 0)]
+        args += ["--rate-limit", str(options.cliniko_rate or 0), *(["--hostile"] if options.hostile else [])]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cliniko2nutshell", *args], stdout=subprocess.PIPE, stderr=log, text=True
         )
@@ -301,7 +302,9 @@ def run_bench(options: BenchOptions, say: Callable[[str], None] = print) -> dict
     from cliniko2nutshell.sandbox.run import cached_clinic
 
     started = time.perf_counter()
-    cached_clinic(options.patients, options.seed)  # generated once per size and seed, then reused
+    cached_clinic(
+        options.patients, options.seed, hostile=options.hostile
+    )  # generated once per size and seed, then reused
     say(f"clinic of {options.patients} patients (seed {options.seed}) ready in {time.perf_counter() - started:.0f} s")
     tmp = tempfile.mkdtemp(prefix="cliniko2nutshell-bench-")
     workdir = Path(tmp)

@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument(
                 "--nutshell-port", type=int, default=0, help="the Nutshell sandbox's port (default: any free)"
             )
+            _hostile_arg(sp)
         else:
             _screen_share_arg(sp)
         sp.set_defaults(handler=_cmd_sandbox if name == "sandbox" else _cmd_demo)
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=1, help="seed of the synthetic clinic")
     sp.add_argument("--keep", type=Path, help="create the project here and keep it (default: a deleted temp folder)")
     sp.add_argument("--json", action="store_true", help="end with one JSON line holding every figure")
+    _hostile_arg(sp)
     sp.set_defaults(handler=_cmd_bench)
     order = {name: i for i, name in enumerate(JOURNEY)}
     sub._choices_actions.sort(key=lambda a: order.get(a.dest, len(order)))  # help lists them in journey order
@@ -90,6 +92,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         nutshell_rate=args.nutshell_rate or None,
         workers=args.workers,
         keep=args.keep,
+        hostile=args.hostile,
     )
     try:
         result = run_bench(options, say=lambda line: print(line, file=sys.stderr, flush=True))
@@ -100,6 +103,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     return 0
+
+
+def _hostile_arg(sp: argparse.ArgumentParser) -> None:
+    what = "odd names, e-mails, dates, amounts, HTML, file names"
+    sp.add_argument("--hostile", action="store_true", help=f"plant the hostile records too ({what})")
 
 
 def _screen_share_arg(sp: argparse.ArgumentParser) -> None:
@@ -147,6 +155,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         cliniko_rate_limit=args.rate_limit,
         cliniko_port=args.cliniko_port,
         nutshell_port=args.nutshell_port,
+        hostile=args.hostile,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

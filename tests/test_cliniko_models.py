@@ -326,3 +326,15 @@ def test_any_documented_variation_normalises(
     expected = {"str": price, "float": Decimal(str(float(price))), "int": Decimal(int(price))}[price_form]
     assert item.unit_price == expected
     assert item.link_ids()["invoice_id"] == (str(linked) if linked is not None else None)
+
+
+def test_a_phone_number_sent_as_a_number_and_pronouns_sent_as_text_still_parse() -> None:
+    """Seen in the hostile corpus: a patient whose phone number came as a JSON number and whose pronouns came as
+    one string was left out of the plan. Both carry the patient's data, so they are read, not refused."""
+    raw = {**PATIENT, "pronouns": "she/her"}
+    raw["patient_phone_numbers"] = [{"phone_type": "Mobile", "number": 61444444444, "normalized_number": None}]
+    p = Patient.model_validate(raw)
+    assert p.patient_phone_numbers[0].number == "61444444444"
+    assert p.pronouns is not None and p.pronouns.nominative == "she/her"
+    with pytest.raises(ValidationError):  # a number where text belongs is read; an object is still a data error
+        Patient.model_validate({**raw, "pronouns": ["she", "her"]})

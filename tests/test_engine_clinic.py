@@ -394,3 +394,20 @@ async def test_a_stopped_sample_resumes_and_is_diffed_then_undone(clinic) -> Non
     again_result = await engine.sample(last_sample(engine.project).options)
     assert again_result.rollback is None and again_result.finished
     assert set(again_result.selection.patients) == set(resumed.selection.patients)
+
+
+async def test_a_patient_record_that_does_not_parse_is_quarantined_with_its_fields_not_dropped(clinic) -> None:
+    """It used to be left out of the plan with a log line, so the run neither wrote nor quarantined it."""
+    engine, _dest, _theirs, patient, _ = clinic
+    victim = next(r["id"] for r in engine.project.store.iter_records("patients")
+                  if r["id"] != patient["id"] and not r.get("merged_at"))  # fmt: skip
+    engine.project.store.conn.execute(
+        "UPDATE cliniko_records SET raw = json_set(raw, '$.date_of_birth', 'the 31st of February') "
+        "WHERE object = 'patients' AND id = ?",
+        (victim,),
+    )
+    await engine.full()
+    reasons = {(q.object, q.source_id): q.reason for q in engine.journal.quarantine_list()}
+    reason = reasons[("person", victim)]
+    assert "date_of_birth" in reason and "February" not in reason  # the field, never the patient's value
+    assert engine.journal.mapped("person", victim) is None

@@ -63,6 +63,19 @@ def _to_id_list(value: Any) -> Any:
     return value
 
 
+def _number_to_text(value: Any) -> Any:
+    """A number where the API documents text (a phone number sent as 61444444444) is read as its digits."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _text_to_pronouns(value: Any) -> Any:
+    """Pronouns written as one string ("she/her") instead of the documented object: kept as the nominative."""
+    value = _blank_to_none(value)
+    return {"nominative": value.strip()} if isinstance(value, str) else value
+
+
 def _json_object(value: Any) -> Any:
     """Template writes send ``content`` as a JSON string; reads return an object. Accept both."""
     value = _blank_to_none(value)
@@ -83,6 +96,7 @@ Money = Annotated[Decimal | None, BeforeValidator(_blank_to_none)]
 OptionalInt = Annotated[int | None, BeforeValidator(_blank_to_none)]
 OptionalBool = Annotated[bool | None, BeforeValidator(_blank_to_none)]
 OptionalStr = str | None
+NumberText = Annotated[str | None, BeforeValidator(_number_to_text)]
 
 
 # -- links ---------------------------------------------------------------------------------------------------
@@ -217,8 +231,8 @@ class Archivable(Resource):
 
 class PhoneNumber(ClinikoModel):
     phone_type: OptionalStr = None
-    number: OptionalStr = None
-    normalized_number: OptionalStr = None
+    number: NumberText = None
+    normalized_number: NumberText = None
 
 
 class RepeatRule(ClinikoModel):
@@ -350,7 +364,7 @@ class Patient(Archivable):
     sex: OptionalStr = None
     gender_identity: OptionalStr = None
     gender: OptionalStr = None
-    pronouns: Annotated[Pronouns | None, BeforeValidator(_blank_to_none)] = None
+    pronouns: Annotated[Pronouns | None, BeforeValidator(_text_to_pronouns)] = None
     occupation: OptionalStr = None
     emergency_contact: OptionalStr = None
     notes: OptionalStr = None

@@ -24,7 +24,14 @@ from cliniko2nutshell.cliniko.models import Patient, TreatmentNote
 from cliniko2nutshell.engine.destination import FileSpec
 from cliniko2nutshell.engine.journal import Journal
 from cliniko2nutshell.engine.ops import OBJECTS, Op, Phase, RecordRef, phase_of
-from cliniko2nutshell.mapping.catalog import Catalog, PatientBundle, iter_bundles, load_bundle, parse_or_none
+from cliniko2nutshell.mapping.catalog import (
+    Catalog,
+    PatientBundle,
+    invalid_fields,
+    iter_bundles,
+    load_bundle,
+    parse_or_none,
+)
 from cliniko2nutshell.mapping.documents import ensure_rendered
 from cliniko2nutshell.mapping.model import MigrationMap
 from cliniko2nutshell.mapping.outputs import USER, Context, NutshellName, Outcome, Planned, Ref, Skipped, Unmappable
@@ -191,19 +198,24 @@ class Plan:
             if only is None or outcome.cliniko_id in only:
                 yield self.op(outcome)
 
-    def _bundles(self, patients: Iterable[str] | None) -> Iterator[PatientBundle]:
+    def _bundles(self, patients: Iterable[str] | None) -> Iterator[PatientBundle | Skipped]:
+        """Each patient's bundle; a patient record that does not parse comes as its quarantine (the run then
+        reports it in its quarantine and reconcile counts it, instead of it vanishing from the plan)."""
         if patients is None:
             for item in iter_bundles(self.store, self.catalog):
                 if isinstance(item, PatientBundle):
                     yield item
                 else:
-                    log.warning("patient %s does not parse; the pre-flight reports it", item[1])
+                    log.warning("patient %s does not parse; quarantined", item[1])
+                    yield self._unreadable(item[1])
             return
         merged_from = self.catalog.merged_from()
         for pid in sorted({self.catalog.survivor(p) for p in patients}):
             raw = self.store.get_record("patients", pid)
             patient = parse_or_none(Patient, raw) if raw is not None else None
             if patient is None:
+                if raw is not None:
+                    yield self._unreadable(pid)
                 continue
             merged = []
             for m in merged_from.get(pid, []):
@@ -213,8 +225,15 @@ class Plan:
                     merged.append(mp)
             yield load_bundle(self.store, patient, merged)
 
-    def _patient_outcomes(self, bundle: PatientBundle) -> list[Outcome]:
-        return plan_patient(bundle, self.ctx)
+    def _patient_outcomes(self, bundle: PatientBundle | Skipped) -> list[Outcome]:
+        return [bundle] if isinstance(bundle, Skipped) else plan_patient(bundle, self.ctx)
+
+    def _unreadable(self, pid: str) -> Skipped:
+        raw = self.store.get_record("patients", pid) or {}
+        fields = ", ".join(invalid_fields(Patient, raw)) or "the record"
+        reason = (f"Cliniko sent this patient with values the tool cannot read ({fields}); correct them in Cliniko, "
+                  "then extract and run again")  # fmt: skip
+        return Skipped("person", pid, Unmappable(reason), pid)
 
     def _retirements(self, patients: Iterable[str] | None) -> Iterator[Op]:
         """People we created for patients since merged into another: their history moved to the survivor.

@@ -86,6 +86,15 @@ def parse_or_none(model: type[M], raw: dict[str, Any]) -> M | None:
         return None
 
 
+def invalid_fields(model: type[BaseModel], raw: dict[str, Any]) -> list[str]:
+    """Where a record does not validate: field paths only (the values are patient data and stay out of reasons)."""
+    try:
+        model.model_validate(raw)
+    except ValidationError as exc:
+        return sorted({".".join(str(part) for part in err["loc"]) for err in exc.errors()})
+    return []
+
+
 @dataclass(frozen=True, slots=True)
 class CustomFieldDef:
     """A patient custom field as defined in settings, with its section."""

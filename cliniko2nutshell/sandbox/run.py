@@ -1,7 +1,7 @@
 """Both sandboxes at once, from one synthetic clinic: what `cliniko2nutshell sandbox` and `demo` serve.
 
-The generated clinic is cached per (patients, seed, generator version) in the user cache folder; each start
-serves a fresh copy, so writes made during a demo never leak into the next one.
+The generated clinic is cached per (patients, seed, generator version, hostile records or not) in the user cache
+folder; each start serves a fresh copy, so writes made during a demo never leak into the next one.
 """
 
 from __future__ import annotations
@@ -54,18 +54,18 @@ class Sandbox:
         self.stop()
 
 
-def cached_clinic(patients: int, seed: int, cache_dir: Path | None = None) -> Path:
-    """A pristine generated clinic DB, generated once per (size, seed, generator version)."""
+def cached_clinic(patients: int, seed: int, cache_dir: Path | None = None, *, hostile: bool = False) -> Path:
+    """A pristine generated clinic DB, generated once per (size, seed, generator version, hostile switch)."""
     from cliniko2nutshell.sandbox.clinic import GENERATOR_VERSION, generate_clinic
 
     folder = cache_dir or platformdirs.user_cache_path("cliniko2nutshell") / "sandbox"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"clinic-p{patients}-s{seed}-g{GENERATOR_VERSION}.db"
+    path = folder / f"clinic-p{patients}-s{seed}-g{GENERATOR_VERSION}{'-hostile' if hostile else ''}.db"
     if not path.exists():
         partial = path.with_suffix(".partial")
         for p in folder.glob(partial.name + "*"):
             p.unlink()
-        generate_clinic(partial, patients, seed)
+        generate_clinic(partial, patients, seed, hostile=hostile)
         _checkpoint(partial)
         partial.replace(path)
     return path
@@ -87,12 +87,13 @@ def start_sandbox(
     workdir: Path | None = None,
     cliniko_port: int = 0,
     nutshell_port: int = 0,
+    hostile: bool = False,
 ) -> Sandbox:
     """Both sandboxes over a fresh copy of the cached clinic; ports 0: any free ones (the blob port always is)."""
     from cliniko2nutshell.sandbox.cliniko_app import start_cliniko_sandbox
     from cliniko2nutshell.sandbox.nutshell_app import start_nutshell_sandbox
 
-    pristine = cached_clinic(patients, seed, cache_dir)
+    pristine = cached_clinic(patients, seed, cache_dir, hostile=hostile)
     tmp = None
     if workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="cliniko2nutshell-sandbox-")
