@@ -21,6 +21,7 @@ from cliniko2nutshell.mapping.activities import appointment, communication
 from cliniko2nutshell.mapping.catalog import Catalog
 from cliniko2nutshell.mapping.derived import derive, insurance_fields, invoice_totals, last_payment, primary_service
 from cliniko2nutshell.mapping.model import AppointmentStatus, StatusRecording, StatusRule
+from cliniko2nutshell.mapping.names import is_valid_email
 from cliniko2nutshell.mapping.outputs import Planned, Skipped, Unmappable, make_resolver, refs_in, resolve_payload
 from cliniko2nutshell.mapping.people import fill_empty_fields, person
 from cliniko2nutshell.mapping.render import html_to_text
@@ -132,6 +133,23 @@ def test_person_without_any_name_gets_a_placeholder_and_invalid_email_is_kept_vi
     assert out.payload["name"] == "Cliniko patient 836447129235883061"
     assert "emails" not in out.payload
     assert "E-mail in Cliniko (not a valid address): jo@@x" in out.payload["description"]
+
+
+def test_phones_that_are_not_numbers_and_overlong_emails_stay_visible_in_the_description() -> None:
+    """Found with the hostile corpus: "call after 5pm" in a phone field vanished without a word, and an address of
+    300 characters (over RFC 5321's 254) was sent to Nutshell as if it were usable."""
+    bundle = golden_bundle()
+    phones = [{"phone_type": "Mobile", "number": "call after 5pm"}, {"phone_type": "Home", "number": "  "},
+              {"phone_type": "Work", "number": "0412 345 678", "normalized_number": "+61412345678"}]  # fmt: skip
+    email = "l" * 280 + "@example.com"
+    bundle.patient = Patient.model_validate(sample("patient") | {"patient_phone_numbers": phones, "email": email})
+    out = person(bundle, golden_context())
+    assert isinstance(out, Planned)
+    assert [p["value"] for p in out.payload["phones"]] == ["+61412345678"]
+    assert "Phone in Cliniko (not a number): call after 5pm" in out.payload["description"]
+    assert f"E-mail in Cliniko (not a valid address): {email}" in out.payload["description"]
+    assert "emails" not in out.payload
+    assert not is_valid_email("a" * 65 + "@example.com") and is_valid_email("a" * 64 + "@example.com")
 
 
 def test_person_with_last_name_only() -> None:

@@ -8,6 +8,8 @@ date, and each file goes onto a logged activity of the person dated like the ori
 from __future__ import annotations
 
 import hashlib
+import mimetypes
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -167,6 +169,34 @@ def ensure_rendered(project_dir: Path, note: TreatmentNote, ctx: Context) -> Pat
     return target
 
 
+WINDOWS_RESERVED = frozenset(["CON", "PRN", "AUX", "NUL"] + [f"{d}{n}" for d in ("COM", "LPT") for n in range(1, 10)])
+_FORBIDDEN_IN_NAMES = frozenset('<>:"|?*')
+EMPTY_FILE = "The file is empty (0 bytes) in Cliniko: there is nothing to attach"
+_MAX_NAME = 200  # characters: under every file system's 255, with room for a copy's " (2)"
+
+
+def nutshell_file_name(name: str | None, attachment_id: str, content_type: str | None) -> str:
+    """The name a Cliniko attachment gets in Nutshell: one plain file name, whatever Cliniko holds (directories,
+    a drive, control or bidi characters, characters or device names Windows refuses, nothing at all), so the file
+    is safe wherever somebody downloads it again. The Cliniko name itself goes into the activity's description."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    kept = "".join(
+        "_" if ch in _FORBIDDEN_IN_NAMES else " " if ch.isspace() else ch
+        for ch in base
+        if ch.isprintable() or ch.isspace()
+    )
+    text = kept.strip().rstrip(". ")
+    if not text.strip("."):
+        return f"attachment-{attachment_id}{mimetypes.guess_extension(content_type or '') or ''}"
+    if text.split(".")[0].strip().upper() in WINDOWS_RESERVED:
+        text = "_" + text
+    if len(text) > _MAX_NAME:
+        stem, dot, ext = text.rpartition(".")
+        keep = f"{dot}{ext}" if dot and 0 < len(ext) <= 16 else ""
+        text = (stem if keep else text)[: _MAX_NAME - len(keep)].rstrip(". ") + keep
+    return text
+
+
 def attachment(att: PatientAttachment, file: FileInfo | None, ctx: Context) -> list[Outcome]:
     """Two records: a logged activity of the person and the file on it."""
     kinds = ("attachment_activity", "attachment_file")
@@ -192,11 +222,15 @@ def attachment(att: PatientAttachment, file: FileInfo | None, ctx: Context) -> l
     when = att.created_at or att.processed_at
     if when is None:
         return skipped(Unmappable("no date to place the file's activity on"))
-    filename = (att.filename or "").strip() or Path(file.path).name
+    filename = nutshell_file_name(att.filename, att.id, file.content_type or att.content_type)
     lines = []
     obj = ctx.map.object("patient_attachments")
     if att.description and any(r.target == "description.Description" for r in obj.rules()):  # type: ignore[union-attr]
         lines.append(f"Description: {att.description.strip()}")
+    if att.filename and att.filename != filename:
+        lines.append(f"File name in Cliniko: {att.filename}")
+    if file.size == 0:
+        lines.append(EMPTY_FILE)
     lines.append(f"Migrated from Cliniko ({marker('attachment_activity', att.id)})")
     activity = {
         "name": f"Attachment: {filename}",
@@ -207,6 +241,12 @@ def attachment(att: PatientAttachment, file: FileInfo | None, ctx: Context) -> l
         "isLogged": True,
         "links": {"participants": [Ref("person", survivor)]},
     }
+    if file.size == 0:
+        # Nutshell lists a file of 0 bytes exactly like an upload that never finished (the client refills those),
+        # so an empty file could never be told apart from a failed one: the activity says it, the file stays out.
+        reason = f"{EMPTY_FILE}; its activity in Nutshell says so"
+        return [Planned("attachment_activity", att.id, activity, survivor),
+                Skipped("attachment_file", att.id, Unmappable(reason), survivor)]  # fmt: skip
     file_payload = {
         "filename": filename,
         "path": file.path,

@@ -96,7 +96,9 @@ def normalize_email(value: str | None) -> str:
 def is_valid_email(value: str | None) -> bool:
     """A usable single address: one @, no spaces, a dotted domain. Deliberately simple, not RFC 5322."""
     v = (value or "").strip()
-    if not _EMAIL.match(v) or ".." in v:
+    if not _EMAIL.match(v) or ".." in v or len(v) > 254:  # RFC 5321's limits, which mail servers enforce
         return False
     local, domain = v.rsplit("@", 1)
+    if len(local) > 64:
+        return False
     return not (local.startswith(".") or local.endswith(".") or domain.startswith(("-", ".")))

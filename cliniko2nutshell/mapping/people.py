@@ -41,6 +41,12 @@ def phone_value(phone: PhoneNumber) -> str | None:
     return typed if re.search(r"\d{3}", typed) else None
 
 
+def unusable_phone_lines(numbers: list[PhoneNumber]) -> list[str]:
+    """What was typed in a phone field but is no number ("call after 5pm"): kept where a person can read it."""
+    return [f"Phone in Cliniko (not a number): {typed}" for ph in numbers
+            if phone_value(ph) is None and (typed := (ph.number or "").strip())]  # fmt: skip
+
+
 def phones_payload(numbers: list[PhoneNumber]) -> list[dict[str, Any]]:
     items = []
     seen: set[str] = set()
@@ -148,8 +154,10 @@ def person(bundle: PatientBundle, ctx: Context) -> Outcome:
         else:
             # Kept where a person can see and fix it: an invalid address would be refused by Nutshell.
             lines.append(f"E-mail in Cliniko (not a valid address): {email}")
-    if "phones" in applied.structured and (phones := phones_payload(p.patient_phone_numbers)):
-        payload["phones"] = phones
+    if "phones" in applied.structured:
+        if phones := phones_payload(p.patient_phone_numbers):
+            payload["phones"] = phones
+        lines += unusable_phone_lines(p.patient_phone_numbers)
     if "addresses" in applied.structured and (addr := _address_parts(p)):
         payload["addresses"] = [{"isPrimary": True, "name": "home", **addr}]
     if bundle.merged:
@@ -203,8 +211,10 @@ def _account_common(
             payload["emails"] = [{"value": email}]
         else:
             lines.append(f"E-mail in Cliniko (not a valid address): {email}")
-    if "phones" in structured and (items := phones_payload(phones)):
-        payload["phones"] = items
+    if "phones" in structured:
+        if items := phones_payload(phones):
+            payload["phones"] = items
+        lines += unusable_phone_lines(phones)
     if "addresses" in structured and addr:
         payload["addresses"] = [{"name": "work", "isPrimary": True, "value": addr}]
     lines.append(f"Migrated from Cliniko ({marker(kind, rec_id)})")

@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable
 from typing import Any
 
 from cliniko2nutshell.sandbox.clinic_base import BASE, DAY, _encode, _GeneratorBase, _link, _money, _ts
 
 # The Nutshell sandbox's default file size limit is 25 MiB (Nutshell documents none: reference §11).
-OVERSIZED_FILE = 25 * 2**20 + 4096
+OVERSIZED_FILE = 26 * 2**20
 
 # case -> (the resource of the record listed for it, what it is)
 HOSTILE_CASES: dict[str, tuple[str, str]] = {
@@ -150,8 +151,10 @@ def _phones(*numbers: str) -> Mutation:
 
 
 def _normalized(number: str) -> str:
-    """Cliniko's read-only normalized_number: E.164 when it can make one of the digits, else empty.
+    """Cliniko's read-only normalized_number: E.164 when it can make one of the digits (an international
+    number's "(0)" and an extension dropped, as phone libraries do), else empty.
     Unconfirmed: what Cliniko normalises junk to; we choose an empty string."""
+    number = re.split(r"\s*(?:ext\.?|x)\s*\d+\s*$", number.replace("(0)", ""), maxsplit=1)[0]
     digits = "".join(ch for ch in number if ch.isascii() and ch.isdigit())
     if number.strip().startswith(("+", "tel:+")) and 8 <= len(digits) <= 15:
         return "+" + digits
@@ -340,7 +343,7 @@ class _Hostile(_GeneratorBase):
 
     def _host_appointments_and_invoices(self, n: int) -> int:
         cap = self._capture(n, showcase=True)
-        appts = [r for r in cap.of("individual_appointments") if _body(r)["cancelled_at"] is None]
+        appts = [r for r in cap.of("individual_appointments") if _ordinary(_body(r))]
         invoices = cap.of("invoices")
         if len(appts) < 5 or len(invoices) < 4:
             raise RuntimeError("the hostile host patient has too few appointments or invoices")
@@ -462,6 +465,11 @@ class _Hostile(_GeneratorBase):
             cap.adds.append((blob[0], [aid, size, ctype, rng.getrandbits(31)]))
             self.hostile[f"hostile_{case}"] = [aid]
         self._emit(cap)
+
+
+def _ordinary(appointment: dict[str, Any]) -> bool:
+    """An appointment that would migrate as it is: what happens to it is the planted case's doing."""
+    return not (appointment["cancelled_at"] or appointment["archived_at"] or appointment["did_not_arrive"])
 
 
 def _size_of(case: str) -> int:
