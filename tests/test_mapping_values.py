@@ -207,6 +207,17 @@ def test_appointment_without_end_uses_the_type_duration_and_without_start_is_unm
     assert AppointmentType  # the model is what the catalogue holds
 
 
+def test_an_appointment_ending_before_it_starts_keeps_its_start_and_says_so() -> None:
+    ctx = golden_context()
+    out = appointment(_appointment(starts_at="2026-01-05T01:00:00Z", ends_at="2026-01-05T00:00:00Z"), ctx)
+    assert isinstance(out, Planned)
+    duration = ctx.catalog.appointment_types["1"].duration_in_minutes
+    assert out.payload["endTime"] - out.payload["startTime"] == duration * 60  # type: ignore[operator]
+    assert "Ends before it starts in Cliniko (at 2026-01-05 " in out.payload["description"]
+    plain = appointment(_appointment(ends_at=None), ctx)
+    assert "Ends before" not in plain.payload["description"]  # type: ignore[union-attr]
+
+
 def test_memo_and_html_email() -> None:
     ctx = golden_context()
     memo = communication(

@@ -99,7 +99,10 @@ def _booking(
     name = f"{type_name} (group session)" if group else type_name
     if rule.record is StatusRecording.LABELLED:
         name = f"{rule.label}: {name}"
+    inverted = None
     if ends_at is None or aware(ends_at) < aware(starts_at):
+        if ends_at is not None:  # said where it is seen: the end Cliniko holds is not silently replaced
+            inverted = f"Ends before it starts in Cliniko (at {local(ends_at, ctx.tz).strftime('%Y-%m-%d %H:%M')})"
         minutes = atype.duration_in_minutes if atype and atype.duration_in_minutes else 0
         ends_at = plus_minutes(starts_at, minutes)
 
@@ -113,7 +116,7 @@ def _booking(
         "treatment_note_status": TREATMENT_NOTE_STATUS.get(rec.treatment_note_status or 0),
     }
     applied = apply_rules(obj.rules(), rec, derived, ctx)
-    lines = [*applied.lines, f"Migrated from Cliniko ({marker(kind, rec.id)})"]
+    lines = [*applied.lines, *([inverted] if inverted else []), f"Migrated from Cliniko ({marker(kind, rec.id)})"]
     payload: dict[str, Any] = {"name": name, "description": "\n".join(lines)}
     if "activityType" in applied.structured:
         payload["activityType"] = NutshellName(
