@@ -7,6 +7,7 @@ import json
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 # The commands in the order of a migration (--help lists them so); commands not named here follow, as registered.
 JOURNEY = ("init", "connect", "extract", "map", "fields", "plan", "sample", "run", "delta", "reconcile", "rollback",
@@ -658,9 +659,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
             summary = await engine.full(options)
         from cliniko2nutshell.cli_text import format_run
 
+        _add_run_report(engine, summary)
         return _print_result(args, summary, format_run(summary))
 
     return _engine_command(args, "run", work)
+
+
+def _add_run_report(engine: Any, summary: Any) -> None:
+    """The run report the wizard writes after a run (reports/run-<id>-...): a headless run leaves the same."""
+    from cliniko2nutshell.engine.run_report import write_run_report
+
+    summary.reports += [str(p) for p in write_run_report(summary, engine.journal, engine.project.reports_dir)]
 
 
 def _cmd_delta(args: argparse.Namespace) -> int:
@@ -683,6 +692,7 @@ def _cmd_delta(args: argparse.Namespace) -> int:
         result = await engine.delta(cliniko, RunOptions(conflicts=policy, ask=ask, workers=args.workers))
         from cliniko2nutshell.cli_text import format_run
 
+        _add_run_report(engine, result.summary)
         changed = f"Changed in Cliniko: {result.patients} patients, {result.companies} companies"
         return _print_result(args, result.summary if args.json else result, format_run(result.summary, [changed]))
 

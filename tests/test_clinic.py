@@ -752,3 +752,56 @@ def test_proportions_are_sane(clinic: Clinic) -> None:
     assert len(small) > len(c.bodies["patient_attachments"]) // 2
     hard_patients = set().union(*(set(c.hard[k]) for k, v in HARD_CASE_RESOURCES.items() if v == ("patients",)))
     assert len(hard_patients) < n_patients * 0.2
+
+
+def test_the_hostile_switch_plants_every_case_and_leaves_the_ordinary_patients_alone(tmp_path: Path) -> None:
+    from cliniko2nutshell.sandbox.clinic_hostile import HOSTILE_CASES, OVERSIZED_FILE
+    from cliniko2nutshell.sandbox.run import cached_clinic
+
+    plain = generate_clinic(tmp_path / "plain.db", 12, seed=2)
+    summary = generate_clinic(tmp_path / "hostile.db", 12, seed=2, hostile=True)
+    conn = sqlite3.connect(tmp_path / "hostile.db")
+    rows = {(r, i): json.loads(b) for r, i, b in conn.execute("SELECT resource, id, body FROM records")}
+    blobs = dict(conn.execute("SELECT attachment_id, size FROM blobs").fetchall())
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    conn.close()
+    before = sqlite3.connect(tmp_path / "plain.db")
+    ordinary = {i: json.loads(b) for i, b in before.execute("SELECT id, body FROM records WHERE resource = 'patients'")}
+    assert json.loads(before.execute("SELECT value FROM meta WHERE key = 'hard_case_resources'").fetchone()[0]) == {
+        k: list(v) for k, v in HARD_CASE_RESOURCES.items()}  # fmt: skip
+    before.close()
+    assert all(rows[("patients", i)] == body for i, body in ordinary.items())
+    assert summary.counts["patients"] > plain.counts["patients"] and meta["hostile"] == "1" and plain.hostile is False
+
+    cases = {k.removeprefix("hostile_"): v for k, v in summary.hard_cases.items() if k.startswith("hostile_")}
+    assert set(cases) == set(HOSTILE_CASES) and len(cases) >= 40
+    assert set(json.loads(meta["hard_case_resources"])) >= {f"hostile_{c}" for c in cases}
+    get = {case: rows[(HOSTILE_CASES[case][0], ids[0])] for case, ids in cases.items()}  # each is really there
+    assert len(get["name_500_chars"]["first_name"]) == len(get["name_500_chars"]["last_name"]) == 500
+    assert "\x1b[31m" in get["name_control_chars"]["last_name"] and "\\u0000" not in json.dumps(list(rows.values()))
+    assert {get[c]["date_of_birth"] for c in ("dob_future", "dob_far_future", "dob_before_1900", "dob_year_one")} == {
+        "2031-05-04", "9999-12-31", "1899-12-31", "0001-01-01"}  # fmt: skip
+    twins = [rows[("patients", i)]["email"] for i in cases["email_duplicate_case"]]
+    assert len(twins) == 2 and twins[0].lower() == twins[1] and twins[0] != twins[1]
+    assert "loyalty_tier" in get["unknown_fields"] and get["wrong_types_patient"]["pronouns"] == "she/her"
+    inverted, zero = get["appt_ends_before_start"], get["appt_zero_length"]
+    assert inverted["ends_at"] < inverted["starts_at"] and zero["ends_at"] == zero["starts_at"]
+    gone = get["appt_deleted_practitioner"]["practitioner"]["links"]["self"].rsplit("/", 1)[1]
+    assert ("practitioners", gone) not in rows
+    archived = get["appt_archived_type"]["appointment_type"]["links"]["self"].rsplit("/", 1)[1]
+    assert rows[("appointment_types", archived)]["archived_at"]
+    assert [get[c]["total_amount"] for c in ("invoice_negative", "invoice_huge", "invoice_zero")] == [
+        "-120.0", "99999999.99", "0.0"]  # fmt: skip
+    assert isinstance(get["wrong_types_invoice"]["total_amount"], float)
+    for case, mark in (
+        ("note_script", "<script"),
+        ("note_event_handlers", "onerror="),
+        ("note_iframe_style", "<iframe"),
+    ):
+        assert mark in json.dumps(get[case]["content"]), case
+    assert get["file_traversal"]["filename"] == "../../x" and get["file_reserved_con"]["filename"] == "CON"
+    assert blobs[get["file_zero_bytes"]["id"]] == get["file_zero_bytes"]["size"] == 0
+    assert blobs[get["file_oversized"]["id"]] == OVERSIZED_FILE > 25 * 2**20
+    assert get["wrong_types_attachment"]["size"] == str(blobs[get["wrong_types_attachment"]["id"]])
+    # the cache keeps the two clinics apart
+    assert cached_clinic(12, 2, tmp_path / "cache") != cached_clinic(12, 2, tmp_path / "cache", hostile=True)

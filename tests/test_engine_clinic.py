@@ -411,3 +411,22 @@ async def test_a_patient_record_that_does_not_parse_is_quarantined_with_its_fiel
     reason = reasons[("person", victim)]
     assert "date_of_birth" in reason and "February" not in reason  # the field, never the patient's value
     assert engine.journal.mapped("person", victim) is None
+
+
+async def test_connect_plans_files_against_the_size_limit_the_preflight_uses(project) -> None:
+    """An attachment over the limit was planned, sent and refused by Nutshell: the pre-flight had warned of it, but
+    the run's plan knew no limit, so reconcile could never balance. Both now judge by the same limit."""
+    from cliniko2nutshell.mapping.snapshot import DEFAULT_FILE_SIZE_LIMIT
+    from cliniko2nutshell.retry import RetryPolicy
+
+    class Client:
+        read_revs = True
+        policy = RetryPolicy()
+
+        async def list_activity_types(self) -> list:
+            return []
+
+    engine = await Engine.connect(project, Client(), mapping=clinic_map(project, []))
+    assert engine.file_size_limit == DEFAULT_FILE_SIZE_LIMIT
+    engine = await Engine.connect(project, Client(), mapping=clinic_map(project, []), file_size_limit=1000)
+    assert engine.file_size_limit == 1000

@@ -44,6 +44,7 @@ from cliniko2nutshell.mapping.catalog import Catalog
 from cliniko2nutshell.mapping.mapfile import load_map
 from cliniko2nutshell.mapping.model import MigrationMap
 from cliniko2nutshell.mapping.practitioners import unresolved
+from cliniko2nutshell.mapping.snapshot import DEFAULT_FILE_SIZE_LIMIT
 from cliniko2nutshell.project.folder import Project
 from cliniko2nutshell.project.integrity import verify_store
 from cliniko2nutshell.project.store import utcnow
@@ -268,10 +269,12 @@ class Engine:
         *,
         mapping: MigrationMap | None = None,
         sink: EventSink = ignore,
-        file_size_limit: int | None = None,
+        file_size_limit: int | None = DEFAULT_FILE_SIZE_LIMIT,
         reference_time: datetime | None = None,
     ) -> Engine:
-        """An engine over the real client: the map from mapping.toml, activity types read from Nutshell."""
+        """An engine over the real client: the map from mapping.toml, activity types read from Nutshell. Files are
+        planned against the size limit the pre-flight warns of, so a file over it is quarantined before it is sent
+        (and reconcile balances) instead of being refused by Nutshell half-way."""
         mapping = mapping or load_map(project.mapping_path)
         # The engine reads records back itself when it needs to; the client's extra JSON-RPC read of the rev
         # after every write would only double the requests of a run.
