@@ -57,9 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument(
                 "--nutshell-port", type=int, default=0, help="the Nutshell sandbox's port (default: any free)"
             )
-            _hostile_arg(sp)
         else:
             _screen_share_arg(sp)
+        _hostile_arg(sp)
         sp.set_defaults(handler=_cmd_sandbox if name == "sandbox" else _cmd_demo)
     _add_project_parsers(sub)
     from cliniko2nutshell import cli_connect, cli_log
@@ -132,7 +132,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not 10 <= args.patients <= 100_000:
         print("--patients must be between 10 and 100000", file=sys.stderr)
         return 2
-    return run_demo(args.patients, args.seed, rate_limit=args.rate_limit, screen_share=args.screen_share)
+    return run_demo(
+        args.patients, args.seed, rate_limit=args.rate_limit, screen_share=args.screen_share, hostile=args.hostile
+    )
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:

@@ -413,6 +413,23 @@ async def test_a_patient_record_that_does_not_parse_is_quarantined_with_its_fiel
     assert engine.journal.mapped("person", victim) is None
 
 
+async def test_a_sample_diffs_a_patient_whose_phone_number_came_as_a_json_number(clinic) -> None:
+    """The models read a phone number sent as a JSON number; the diff's Cliniko side read the raw record and
+    crashed on it, which stopped the whole sample's diff (found in the wizard on the hostile clinic)."""
+    engine, _dest, _theirs, patient, _ = clinic
+    patients = engine.project.store.iter_records("patients")
+    victim = next(r for r in patients if r["id"] != patient["id"] and r.get("patient_phone_numbers"))
+    engine.project.store.conn.execute(
+        "UPDATE cliniko_records SET raw = json_set(raw, '$.patient_phone_numbers[0].number', 61412555666) "
+        "WHERE object = 'patients' AND id = ?",
+        (victim["id"],),
+    )
+    result = await engine.sample(SampleOptions(patients=[victim["id"]]))
+    phones = [r for r in result.diff.rows if r.source_id == victim["id"] and r.field == "phones"]
+    assert phones and "61412555666" in (phones[0].source or "")
+    assert not [r for r in result.diff.rows if "could not be compared" in r.note]
+
+
 async def test_connect_plans_files_against_the_size_limit_the_preflight_uses(project) -> None:
     """An attachment over the limit was planned, sent and refused by Nutshell: the pre-flight had warned of it, but
     the run's plan knew no limit, so reconcile could never balance. Both now judge by the same limit."""

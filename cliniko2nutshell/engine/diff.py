@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -38,6 +39,8 @@ from cliniko2nutshell.engine.readable import (
 from cliniko2nutshell.mapping.model import MigrationMap
 from cliniko2nutshell.mapping.values import country_code
 from cliniko2nutshell.project.store import Store
+
+log = logging.getLogger(__name__)
 
 
 class Status(StrEnum):
@@ -341,7 +344,7 @@ def _source(store: Store, op: Op, path: str) -> Any:
         return raw.get("company_name") or full or None
     if path == "phones" and op.object in _PHONES:
         numbers = [p.get("number") for p in raw.get(_PHONES[op.object]) or [] if isinstance(p, dict)]
-        return "; ".join(n for n in numbers if n) or None
+        return "; ".join(str(n) for n in numbers if n) or None  # a number may come as a JSON number
     if path == "addresses" and op.object in _WITH_ADDRESS:
         parts = {k: raw.get(k) for k in ("address_1", "address_2", "address_3", "city", "state")}
         parts["postalCode"] = raw.get("post_code")
@@ -447,7 +450,14 @@ async def diff_sample(
     async def work() -> None:
         while not queue.empty():
             i = queue.get_nowait()
-            rows[i] = await _diff_one(ctx, ops[i])
+            try:
+                rows[i] = await _diff_one(ctx, ops[i])
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                # A value of a shape we did not expect in one record stops nothing: that record is shown as a
+                # problem to check by hand. (The services or the store failing still stops the diff.)
+                log.exception("diff of %s %s failed", ops[i].object, ops[i].source_id)
+                rows[i] = [_row(ops[i], None, "(record)", None, None, None, Status.MISMATCH,
+                                f"could not be compared ({type(exc).__name__}): check it in Nutshell")]  # fmt: skip
 
     async with asyncio.TaskGroup() as group:
         for _ in range(max(1, workers)):

@@ -17,7 +17,9 @@ def run_wizard(project: Path | None = None, *, screen_share: bool = False) -> in
     return 0
 
 
-def run_demo(patients: int = 300, seed: int = 1, *, rate_limit: int = 200, screen_share: bool = False) -> int:
+def run_demo(
+    patients: int = 300, seed: int = 1, *, rate_limit: int = 200, screen_share: bool = False, hostile: bool = False
+) -> int:
     """Both sandboxes, a throw-away project pointing at them, the sandbox keys in memory (never the keychain),
     and the wizard at Connect with the fields filled. Quitting stops the sandboxes and removes the project."""
     from cliniko2nutshell.project import create_project
@@ -26,8 +28,9 @@ def run_demo(patients: int = 300, seed: int = 1, *, rate_limit: int = 200, scree
     from cliniko2nutshell.tui.app import WizardApp
     from cliniko2nutshell.tui.session import DemoInfo
 
-    print(f"Starting the sandboxes with a {patients}-patient synthetic clinic (seed {seed})…", file=sys.stderr)
-    sandbox = start_sandbox(patients, seed, cliniko_rate_limit=rate_limit)
+    extra = ", with its hostile records" if hostile else ""
+    print(f"Starting the sandboxes with a {patients}-patient synthetic clinic (seed {seed}){extra}…", file=sys.stderr)
+    sandbox = start_sandbox(patients, seed, cliniko_rate_limit=rate_limit, hostile=hostile)
     folder = Path(tempfile.mkdtemp(prefix="cliniko2nutshell-demo-"))
     try:
         info = sandbox.describe()
