@@ -31,3 +31,11 @@ def project(tmp_path: Path):
     p = create_project("Test Clinic", path=tmp_path / "proj")
     yield p
     p.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files with whole journeys (marked slow) first: with `--dist loadfile` each file runs on one worker, so a
+    long file collected last (they are mostly test_tui_* and test_random_*) would finish alone while the other core
+    idles. Stable, so every worker collects the same order."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow_files)
