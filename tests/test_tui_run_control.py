@@ -75,3 +75,24 @@ async def test_a_run_killed_part_way_is_offered_and_resumed_by_the_wizard(world:
         await settle(pilot, lambda: "ended: " in text_of(app))
         assert app.journey.interrupted_run is None
     once_each(ns)
+
+
+async def test_closing_the_app_mid_run_stops_the_run_and_releases_the_project(world: World, home: Path) -> None:
+    """However the app goes away (here: the test ends it, as a closed terminal would), the run stops at a safe
+    point instead of outliving it on a thread nobody waits for, and the project's lock is released."""
+    from cliniko2nutshell.project import open_project
+
+    project, ns = world.stage("preflighted", home)
+    ns.knobs.latency = 0.05
+    app = WizardApp(project, keyring_backend=world.keyring, start_step=Step.RUN)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.current_step is Step.RUN)
+        await pilot.press("s")
+        await settle(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog")
+        await pilot.press("enter")
+        await settle(pilot, lambda: app.job is not None and app.job.board.snapshot().done >= 20, idle=False)
+        job = app.job
+    assert job.wait(0) and job.status is JobStatus.STOPPED
+    ns.knobs.latency = 0.0
+    open_project(project).close()  # the lock is free: no "in use by another process"
+    once_each(ns)
