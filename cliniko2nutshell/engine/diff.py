@@ -14,7 +14,6 @@ first, then its transformations, then its matches.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections import Counter
@@ -26,6 +25,7 @@ from cliniko2nutshell.engine.destination import Destination, Entity
 from cliniko2nutshell.engine.fields import empty, same
 from cliniko2nutshell.engine.journal import Journal, Origin
 from cliniko2nutshell.engine.ops import OBJECTS, Op, RecordRef
+from cliniko2nutshell.engine.pool import pool
 from cliniko2nutshell.engine.readable import (
     SHOWN_DIFFERENTLY,
     SOURCE_OBJECTS,
@@ -442,26 +442,18 @@ async def diff_sample(
     ctx = _Context(journal, dest, store, readable or Readable(), mapping)
     report = DiffReport(run_id, map_version=mapping.version if mapping is not None else None)
     rows: list[list[DiffRow]] = [[] for _ in ops]
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i, op in enumerate(ops):
-        if op.skip is None and op.retire is None:
-            queue.put_nowait(i)
 
-    async def work() -> None:
-        while not queue.empty():
-            i = queue.get_nowait()
-            try:
-                rows[i] = await _diff_one(ctx, ops[i])
-            except (TypeError, ValueError, KeyError, AttributeError) as exc:
-                # A value of a shape we did not expect in one record stops nothing: that record is shown as a
-                # problem to check by hand. (The services or the store failing still stops the diff.)
-                log.exception("diff of %s %s failed", ops[i].object, ops[i].source_id)
-                rows[i] = [_row(ops[i], None, "(record)", None, None, None, Status.MISMATCH,
-                                f"could not be compared ({type(exc).__name__}): check it in Nutshell")]  # fmt: skip
+    async def compare(i: int) -> None:
+        try:
+            rows[i] = await _diff_one(ctx, ops[i])
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            # A value of a shape we did not expect in one record stops nothing: that record is shown as a
+            # problem to check by hand. (The services or the store failing still stops the diff.)
+            log.exception("diff of %s %s failed", ops[i].object, ops[i].source_id)
+            rows[i] = [_row(ops[i], None, "(record)", None, None, None, Status.MISMATCH,
+                            f"could not be compared ({type(exc).__name__}): check it in Nutshell")]  # fmt: skip
 
-    async with asyncio.TaskGroup() as group:
-        for _ in range(max(1, workers)):
-            group.create_task(work())
+    await pool((i for i, op in enumerate(ops) if op.skip is None and op.retire is None), compare, workers)
     report.rows = sorted((r for rs in rows for r in rs), key=lambda r: (ORDER[r.status], r.object, r.source_id))
     return report
 

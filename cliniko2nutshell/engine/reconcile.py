@@ -16,10 +16,12 @@ from cliniko2nutshell.engine.destination import Destination, Entity
 from cliniko2nutshell.engine.journal import Journal, Quarantined
 from cliniko2nutshell.engine.markers import remote_markers
 from cliniko2nutshell.engine.ops import OBJECTS, PHASES, Op, phase_of
+from cliniko2nutshell.engine.pool import pool
 from cliniko2nutshell.engine.runner import PlanSource
 
 # Missing, duplicated and unknown records the `reconciled` milestone keeps of each kind (the report has them all).
 SAVED_ITEMS = 200
+READ_WORKERS = 8  # reads in flight while reconciling files (the run's default concurrency)
 
 
 @dataclass(slots=True)
@@ -138,13 +140,17 @@ async def reconcile(journal: Journal, dest: Destination, plan: PlanSource) -> Re
         elif len(set(ids)) > 1:
             line.duplicates += 1
             result.duplicates.append((object_, source_id, sorted(set(ids))))
+    # Activity lists do not carry their files: one read per activity holding ours, a few at a time.
     files_on: dict[str, set[str]] = {}
+    hosts = {m.parent_id or "" for m in journal.iter_mapped() if phase_of(m.object).value == "files"}
+
+    async def read_files(host: str) -> None:
+        files_on[host] = {f.id for f in await dest.list_files(host) if f.fields.get("size")}
+
+    await pool(hosts, read_files, READ_WORKERS)
     for m in journal.iter_mapped():
         if phase_of(m.object).value == "files":
             host = m.parent_id or ""
-            if host not in files_on:
-                # activity lists do not carry their files: one read per activity holding ours
-                files_on[host] = {f.id for f in await dest.list_files(host) if f.fields.get("size")}
             if m.nutshell_id in files_on[host]:
                 lines[m.object].nutshell += 1
             else:

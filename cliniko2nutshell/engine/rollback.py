@@ -18,11 +18,11 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from cliniko2nutshell.engine import events as ev
 from cliniko2nutshell.engine.counts import Counts, RunSummary
@@ -51,12 +51,12 @@ from cliniko2nutshell.engine.journal import (
 )
 from cliniko2nutshell.engine.markers import edited_fields, fingerprint
 from cliniko2nutshell.engine.ops import GROUPS, PHASES, dependents, entity_of, phase_of
+from cliniko2nutshell.engine.pool import pool
 from cliniko2nutshell.engine.recovery import settle, settle_open
 from cliniko2nutshell.engine.runner import KillSwitch
 from cliniko2nutshell.events import Event, EventSink, ignore
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 VERIFY_BY_GET_LIMIT = 2000  # above this many records, verify by scanning Nutshell rather than one read each
 
 
@@ -297,23 +297,6 @@ def _previous_hash(journal: Journal, object_: str, source_id: str, before_seq: i
 # -- the preview (reads Nutshell to find what was edited since) --------------------------------------------
 
 
-async def _pool(items: Iterable[T], fn: Callable[[T], Awaitable[None]], workers: int) -> None:
-    queue: asyncio.Queue[T] = asyncio.Queue()
-    for i in items:
-        queue.put_nowait(i)
-
-    async def work() -> None:
-        while not queue.empty():
-            await fn(queue.get_nowait())
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(max(1, workers)):
-                group.create_task(work())
-    except* Exception as failed:
-        raise failed.exceptions[0] from None
-
-
 def planned_preview(journal: Journal, scope: RollbackScope) -> Preview:
     """What a rollback of `scope` would do, from the journal alone."""
     result = Preview(scope, plan_items(journal, scope))
@@ -340,7 +323,7 @@ async def preview(journal: Journal, dest: Destination | None, scope: RollbackSco
         if mapped is not None and mapped.nutshell_id == item.nutshell_id:
             item.edited = tuple(edited_fields(mapped.fingerprint, remote.fields))
 
-    await _pool(result.items, check, workers)
+    await pool(result.items, check, workers)
     result.checked = True
     return result
 
@@ -425,7 +408,7 @@ class RollbackRunner:
                 todo = [i for i in by_phase[phase] if i.step is step]
                 if todo:
                     self._emit(ev.PhaseStarted(self.run.id, f"{step.value} {phase.value}", len(todo)))
-                    await _pool(todo, self._one, self.workers)
+                    await pool(todo, self._one, self.workers)
         for item in items:
             if item.step is Step.WITH_ACTIVITY:
                 await self._with_activity(item)
@@ -625,7 +608,7 @@ class RollbackRunner:
                 if await self.dest.get(item.entity, item.nutshell_id) is not None:
                     present.add(item.nutshell_id)
 
-            await _pool(targets, look, self.workers)
+            await pool(targets, look, self.workers)
         for item in targets:
             if item.nutshell_id not in present:
                 v.gone += 1
