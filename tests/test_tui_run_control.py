@@ -26,6 +26,15 @@ SIZE = (100, 30)
 REPO = Path(__file__).resolve().parents[1]
 
 
+async def start_full_run(pilot: Any, app: WizardApp) -> None:
+    """From the Run step: S, confirm, and wait until 20 records are written."""
+    await settle(pilot, lambda: app.current_step is Step.RUN)
+    await pilot.press("s")
+    await settle(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog")
+    await pilot.press("enter")
+    await settle(pilot, lambda: app.job is not None and app.job.board.snapshot().done >= 20, idle=False)
+
+
 def once_each(ns: Any) -> None:
     """Every migrated record is in Nutshell exactly once."""
     twice = {(kind, m): len(v) for kind, recs in canonical(dump(ns)).items() for m, v in recs.items() if len(v) > 1}
@@ -37,11 +46,7 @@ async def test_the_full_run_pauses_and_resumes_from_the_run_step(world: World, h
     ns.knobs.latency = 0.05  # a run long enough to pause part-way
     app = WizardApp(project, keyring_backend=world.keyring, start_step=Step.RUN)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot, lambda: app.current_step is Step.RUN)
-        await pilot.press("s")
-        await settle(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog")
-        await pilot.press("enter")
-        await settle(pilot, lambda: app.job is not None and app.job.board.snapshot().done >= 20, idle=False)
+        await start_full_run(pilot, app)
         await pilot.press("p")
         await settle(pilot, lambda: app.job.board.snapshot().paused is not None, idle=False, timeout=30)
         assert app.job.status is JobStatus.PAUSED and "‖ paused" in text_of(app)
@@ -86,11 +91,7 @@ async def test_closing_the_app_mid_run_stops_the_run_and_releases_the_project(wo
     ns.knobs.latency = 0.05
     app = WizardApp(project, keyring_backend=world.keyring, start_step=Step.RUN)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot, lambda: app.current_step is Step.RUN)
-        await pilot.press("s")
-        await settle(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog")
-        await pilot.press("enter")
-        await settle(pilot, lambda: app.job is not None and app.job.board.snapshot().done >= 20, idle=False)
+        await start_full_run(pilot, app)
         job = app.job
     assert job.wait(0) and job.status is JobStatus.STOPPED
     ns.knobs.latency = 0.0

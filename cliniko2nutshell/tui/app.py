@@ -334,7 +334,7 @@ class WizardApp(App[None]):
         )
 
     async def on_unmount(self) -> None:
-        """The app is going away however it was closed (quit, Ctrl+C, a test ending): a job still running must
+        """The app is going away, however it was closed (quit, a test ending it): a job still running must
         not outlive it waiting for a screen that is gone. Stop it at a safe point, cancel it if it will not stop,
         and release the project."""
         job = self.job
@@ -351,7 +351,4 @@ class WizardApp(App[None]):
             await asyncio.to_thread(session.close)
 
     def _quit_now(self) -> None:
-        session, self.session = self.session, None
-        if session is not None:
-            session.close()  # releases the project's lock; no SQL runs here
-        self.exit()
+        self.exit()  # on_unmount releases the project, whichever way the app closes
