@@ -98,6 +98,15 @@ class Destination(Protocol):
         """The record, or None when it does not exist or is in the trash."""
         ...
 
+    async def read_many(
+        self, entity: Entity, ids: Iterable[str], *, revs: bool = False, confirm_missing: bool = True
+    ) -> dict[str, Remote | None]:
+        """`get` of many records for at most about min(records, pages of the type) requests (plus one to learn
+        the type's size): each id to its record, or None when gone. `revs`: each record with the rev its delete
+        needs where the API can tell it. `confirm_missing`: a record the pages did not show is read on its own
+        (paging may skip one); without, it counts as gone."""
+        ...
+
     async def update(
         self, entity: Entity, id_: str, changes: dict[str, Any], rev: str | None, current: Remote | None = None
     ) -> Remote:

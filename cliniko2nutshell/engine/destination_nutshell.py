@@ -8,8 +8,9 @@ knowledge of either protocol.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from cliniko2nutshell.engine.destination import (
     Conflict,
@@ -38,6 +39,7 @@ from cliniko2nutshell.nutshell.errors import (
     ServiceError,
 )
 from cliniko2nutshell.nutshell.existing import people_by_email
+from cliniko2nutshell.nutshell.many import Family, records_by_id
 from cliniko2nutshell.nutshell.models import Activity, Company, FileInfo, Note, Person
 from cliniko2nutshell.nutshell.sending import Safety
 
@@ -153,6 +155,20 @@ class NutshellDestination:
         except Gone:
             return None
         return None if _deleted(found) else _remote(found)
+
+    async def read_many(
+        self, entity: Entity, ids: Iterable[str], *, revs: bool = False, confirm_missing: bool = True
+    ) -> dict[str, Remote | None]:
+        family = cast(Family, entity.value)
+        got = await _translate(records_by_id(self.client, family, ids, revs=revs, confirm_missing=confirm_missing),
+                               write=False)  # fmt: skip
+        out: dict[str, Remote | None] = {}
+        for id_, record in got.found.items():
+            remote = None if record is None else _remote(record)
+            if remote is not None and remote.rev is None and id_ in got.revs:
+                remote = replace(remote, rev=got.revs[id_])
+            out[id_] = remote
+        return out
 
     async def update(
         self, entity: Entity, id_: str, changes: dict[str, Any], rev: str | None, current: Remote | None = None

@@ -57,7 +57,6 @@ from cliniko2nutshell.engine.runner import KillSwitch
 from cliniko2nutshell.events import Event, EventSink, ignore
 
 log = logging.getLogger(__name__)
-VERIFY_BY_GET_LIMIT = 2000  # above this many records, verify by scanning Nutshell rather than one read each
 
 
 class ScopeKind(StrEnum):
@@ -305,25 +304,25 @@ def planned_preview(journal: Journal, scope: RollbackScope) -> Preview:
     return result
 
 
-async def preview(journal: Journal, dest: Destination | None, scope: RollbackScope, *, workers: int = 8) -> Preview:
-    """What a rollback of `scope` would do. With a destination, each record is read to find edits made in
-    Nutshell since we wrote it (skipped unless forced) and records already gone."""
+async def preview(journal: Journal, dest: Destination | None, scope: RollbackScope) -> Preview:
+    """What a rollback of `scope` would do. With a destination, each record is looked at (`read_many`: its type's
+    pages when cheaper) to find edits made in Nutshell since we wrote it (skipped unless forced) and records
+    already gone."""
     result = planned_preview(journal, scope)
     if dest is None:
         return result
 
-    async def check(item: Item) -> None:
-        if item.step not in (Step.DELETE, Step.RESTORE):
-            return
-        remote = await dest.get(item.entity, item.nutshell_id)
-        if remote is None:
-            item.gone = True
-            return
-        mapped = journal.mapped(item.object, item.source_id)
-        if mapped is not None and mapped.nutshell_id == item.nutshell_id:
-            item.edited = tuple(edited_fields(mapped.fingerprint, remote.fields))
-
-    await pool(result.items, check, workers)
+    looked = [i for i in result.items if i.step in (Step.DELETE, Step.RESTORE)]
+    for entity in sorted({i.entity for i in looked}):
+        now = await dest.read_many(entity, [i.nutshell_id for i in looked if i.entity is entity])
+        for item in (i for i in looked if i.entity is entity):
+            remote = now.get(item.nutshell_id)
+            if remote is None:
+                item.gone = True
+                continue
+            mapped = journal.mapped(item.object, item.source_id)
+            if mapped is not None and mapped.nutshell_id == item.nutshell_id:
+                item.edited = tuple(edited_fields(mapped.fingerprint, remote.fields))
     result.checked = True
     return result
 
@@ -358,6 +357,7 @@ class RollbackRunner:
         self.counts: dict[str, Counts] = collections.defaultdict(Counts)
         self.skipped: list[Item] = []  # edited since, left in place and reported
         self.failed: list[tuple[Item, str]] = []
+        self._seen: dict[str, Remote | None] = {}  # how records stood when their phase began (`_look`)
         self._stopping = False
         self._gate = asyncio.Event()
         self._gate.set()
@@ -408,6 +408,8 @@ class RollbackRunner:
                 todo = [i for i in by_phase[phase] if i.step is step]
                 if todo:
                     self._emit(ev.PhaseStarted(self.run.id, f"{step.value} {phase.value}", len(todo)))
+                    if step is not Step.UNDELETE:
+                        await self._look(todo, revs=step is Step.DELETE)
                     await pool(todo, self._one, self.workers)
         for item in items:
             if item.step is Step.WITH_ACTIVITY:
@@ -417,6 +419,21 @@ class RollbackRunner:
         # Files went with their activities (or stay with them) without a write of their own: say where they ended.
         for obj in sorted({i.object for i in items if i.step in (Step.WITH_ACTIVITY, Step.KEEP)}):
             self._progress(obj)
+
+    async def _look(self, todo: list[Item], *, revs: bool) -> None:
+        """How the phase's records stand now, read together (`read_many`: pages when cheaper than a read each),
+        with the revs their deletes are checked against: an edit made after this look fails the delete's rev
+        check, and the record is read again (`_delete`). Notes carry no rev: Nutshell lets only a note's author
+        edit it, for 24 hours; ours are the API user's."""
+        for entity in sorted({i.entity for i in todo}):
+            ids = [i.nutshell_id for i in todo if i.entity is entity]
+            self._seen.update(await self.dest.read_many(entity, ids, revs=revs))
+
+    async def _current(self, item: Item) -> Remote | None:
+        """The record as the phase's look saw it (once), else as it stands now."""
+        if item.nutshell_id in self._seen:
+            return self._seen.pop(item.nutshell_id)
+        return await self.dest.get(item.entity, item.nutshell_id)
 
     def _progress(self, obj: str) -> None:
         c = self.counts[obj]
@@ -453,7 +470,7 @@ class RollbackRunner:
         return "skipped"
 
     async def _delete(self, item: Item) -> str:
-        remote = await self.dest.get(item.entity, item.nutshell_id)
+        remote = await self._current(item)
         if remote is not None and not self.force and (edited := self._edited(item, remote)):
             return self._skip_edited(item, edited)
         seq = self.journal.intent(
@@ -502,7 +519,7 @@ class RollbackRunner:
             self.counts[item.object].skipped += 1  # its activity stayed (edited since): so does the file
 
     async def _restore(self, item: Item, *, again: bool = True) -> str:
-        remote = await self.dest.get(item.entity, item.nutshell_id)
+        remote = await self._current(item)
         if remote is None:
             raise Gone(f"{item.nutshell_id} is no longer in Nutshell: nothing to restore")
         if not self.force and (edited := self._edited(item, remote)):
@@ -599,16 +616,13 @@ class RollbackRunner:
         reported |= {i.nutshell_id for i in items if i.step is Step.KEEP}
         targets = self._created_in_scope(items)
         v.checked = len(targets)
-        if len(targets) > VERIFY_BY_GET_LIMIT:
-            present = await self._scan_present({i.nutshell_id for i in targets}, {i.entity for i in targets})
-        else:
-            present = set()
-
-            async def look(item: Item) -> None:
-                if await self.dest.get(item.entity, item.nutshell_id) is not None:
-                    present.add(item.nutshell_id)
-
-            await pool(targets, look, self.workers)
+        present: set[str] = set()
+        for entity in sorted({i.entity for i in targets}):
+            # Absent from the pages is what we look for here: no read each to confirm it.
+            now = await self.dest.read_many(
+                entity, [i.nutshell_id for i in targets if i.entity is entity], confirm_missing=False
+            )
+            present |= {id_ for id_, remote in now.items() if remote is not None}
         for item in targets:
             if item.nutshell_id not in present:
                 v.gone += 1
@@ -617,14 +631,6 @@ class RollbackRunner:
             else:
                 v.still_there.append((item.object, item.source_id, item.nutshell_id))
         return v
-
-    async def _scan_present(self, ids: set[str], entities: set[Entity]) -> set[str]:
-        present: set[str] = set()
-        for entity in entities:
-            async for remote in self.dest.scan(entity):
-                if remote.id in ids:
-                    present.add(remote.id)
-        return present
 
     def _finish(self, started: float, fatal: str | None, recovered: int, v: Verification) -> RunSummary:
         if fatal is not None:

@@ -139,6 +139,11 @@ class FakeNutshell:
         rec = self.records.get(id_)
         return None if rec is None or rec.deleted else self._remote(rec)
 
+    async def read_many(
+        self, entity: Entity, ids: Iterable[str], *, revs: bool = False, confirm_missing: bool = True
+    ) -> dict[str, Remote | None]:
+        return {id_: await self.get(entity, id_) for id_ in ids}  # the fake's reads cost nothing: one each
+
     async def update(
         self, entity: Entity, id_: str, changes: dict[str, Any], rev: str | None, current: Remote | None = None
     ) -> Remote:
