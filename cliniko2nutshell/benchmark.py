@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from cliniko2nutshell.cliniko.extract import ExtractOptions
-from cliniko2nutshell.engine.estimate import estimate, floor_seconds, minimum_requests
+from cliniko2nutshell.engine.estimate import estimate, floor_seconds, minimum_requests, versus_actual
 from cliniko2nutshell.mapping.names import is_valid_email, normalize_email
 
 FALLBACK_OWNER = "1-users"  # the sandbox numbers the API user first
@@ -380,7 +380,7 @@ def run_bench(options: BenchOptions, say: Callable[[str], None] = print) -> dict
         people = sandboxes.nutshell_count("contacts")
         run, _ = phase("migration", ["run", "--project", p, "--yes", "--workers", str(options.workers), "--json"],
                        ok=(0, 3))  # fmt: skip
-        _, writes, _ = _last_run(project)
+        _, writes, run_summary = _last_run(project)
         run.records = sum(writes.values())
         # `run` first checks the pre-flight's blockers against Nutshell (a snapshot), then runs.
         blockers = SNAPSHOT_READS + _people_check(_emails_before, people)
@@ -429,6 +429,11 @@ def run_bench(options: BenchOptions, say: Callable[[str], None] = print) -> dict
             "phases": {ph.name: ph.as_dict() for ph in phases},
             "requests_per_write": per_kind,
             "estimate": forecast.as_dict(),
+            # Where the migration's time went, beside where the estimate put it (the run's own phase clocks).
+            "migration_phases": {
+                name: {"estimate_seconds": None if est is None else round(est, 1), "wall_seconds": round(actual, 1)}
+                for name, est, actual in versus_actual(forecast.as_dict(), run_summary.get("phase_seconds") or {})
+            },
             "project": str(project) if options.keep else None,
         }
         return result
@@ -537,4 +542,8 @@ def format_result(result: dict[str, Any]) -> str:
             f"estimate before the run: {est['seconds']:.0f} s ({est['summary']}); actual {actual:.0f} s "
             f"(estimate/actual {est['seconds'] / actual:.2f})"
         )
+    for name, ph in (result.get("migration_phases") or {}).items():
+        guess = ph["estimate_seconds"]
+        lines.append(f"  {name:<15} estimate {'-' if guess is None else f'{guess:.1f}':>7} s  "
+                     f"actual {ph['wall_seconds']:>7.1f} s")  # fmt: skip
     return "\n".join(lines)

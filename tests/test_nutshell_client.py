@@ -779,6 +779,36 @@ async def test_limiter_halves_once_per_burst_and_recovers_additively() -> None:
     assert changes == [(4, 8, "rate limited"), (2, 4, "rate limited"), (3, 2, "recovered"), (4, 3, "recovered")]
 
 
+async def test_limiter_cuts_the_limit_when_answers_slow_down_and_grows_again_once_they_recover() -> None:
+    time = FakeTime()
+    changes: list[tuple[int, int, str]] = []
+    limiter = AdaptiveLimiter(8, maximum=8, increase_after=3, clock=time.clock, sleep=time.sleep,
+                              on_change=lambda *c: changes.append(c))  # fmt: skip
+
+    async def answers(label: str, seconds: float, n: int) -> None:
+        for _ in range(n):
+            s = await limiter.acquire()
+            limiter.record_success(s, label, seconds)
+            limiter.release(s)
+
+    # A steady 50 ms, with uploads' own pace beside it: no pressure, nothing changes.
+    await answers("POST /rest/activities", 0.05, 40)
+    await answers("rpc getActivity", 0.2, 40)
+    assert limiter.limit == 8 and changes == [] and limiter.pressure == pytest.approx(1.0, abs=0.05)
+    # Loopback jitter (2 ms to 20 ms) is ten times the baseline, but not a queue: no pressure.
+    await answers("GET /rest/users", 0.002, 20)
+    await answers("GET /rest/users", 0.02, 20)
+    assert limiter.limit == 8 and limiter.pressure == pytest.approx(1.0, abs=0.05)
+    # Nutshell queues us: answers take 300 ms. A quarter off, once per epoch, and no growth while slow.
+    await answers("POST /rest/activities", 0.05, 5)
+    await answers("POST /rest/activities", 0.3, 12)
+    assert changes[0] == (6, 8, "answers slowing") and limiter.limit < 8
+    cut = limiter.limit
+    # Back to 50 ms: the pressure eases, and the limit grows back by one after each run of successes.
+    await answers("POST /rest/activities", 0.05, 60)
+    assert limiter.pressure < 1.5 and limiter.limit > cut and changes[-1][2] == "recovered"
+
+
 async def test_limiter_never_lets_more_than_the_limit_through() -> None:
     time = FakeTime()
     limiter = AdaptiveLimiter(2, maximum=2, clock=time.clock, sleep=time.sleep)

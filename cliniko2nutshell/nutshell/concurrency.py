@@ -1,8 +1,17 @@
-"""Adaptive concurrency (AIMD) for Nutshell calls: halve the limit on a 429, add one after a run of successes.
+"""Adaptive concurrency (AIMD) for Nutshell calls: halve the limit on a 429, cut it by a quarter when answers slow
+down, add one after a run of successes.
 
 Nutshell publishes no rate limit, so the client starts at a modest limit and lets the service tell it when to
 slow down. Many requests in flight can hit the same 429 burst; only the first answer from requests started
 since the last decrease halves the limit again (each slot remembers the "epoch" it was granted in).
+
+Rising latency is the earlier signal: a service that queues our requests answers slower before it refuses any.
+Each kind of request (its label: "POST /rest/activities", "rpc getContact") keeps the fastest answer it has
+had as its baseline; a smoothed ratio of answer time to baseline over all kinds is the pressure, where an answer
+less than LATENCY_RISE_MIN seconds over its baseline counts as 1 (loopback's millisecond jitter is not a queue).
+Pressure of twice the baseline takes a quarter off the limit, once per epoch, and holds the additive recovery
+until the pressure eases. The baseline
+creeps up towards what is seen, so a service that is simply farther away today stops counting as pressure.
 """
 
 from __future__ import annotations
@@ -15,6 +24,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 LimitListener = Callable[[int, int, str], None]  # (new limit, previous limit, reason)
+
+LATENCY_BACKOFF = 2.0  # pressure (answer time / baseline, smoothed) that cuts the limit
+LATENCY_EASED = 1.5  # below this the limit may grow again
+LATENCY_RISE_MIN = 0.1  # seconds above the baseline before a slower answer counts
+LATENCY_WARMUP = 10  # answers of a kind before its baseline is trusted
+SMOOTHING = 0.2  # weight of each new answer in the pressure
+BASELINE_CREEP = 0.002  # share of the distance to each answer the baseline moves up by
 
 
 @dataclass(slots=True)
@@ -51,6 +67,8 @@ class AdaptiveLimiter:
         self._epoch = 0
         self._successes = 0
         self._paused_until = 0.0
+        self._baseline: dict[str, tuple[float, int]] = {}  # label -> (fastest answer, answers seen)
+        self.pressure = 1.0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     @property
@@ -125,7 +143,12 @@ class AdaptiveLimiter:
             self._set_limit(maximum, "capped")  # nothing throttled yet: start at the cap
             self._wake()
 
-    def record_success(self, _slot: Slot) -> None:
+    def record_success(self, slot: Slot, label: str | None = None, seconds: float | None = None) -> None:
+        """An answer that was not a 429; with `label` and `seconds`, its time counts towards the pressure."""
+        if label is not None and seconds is not None and self._slower(slot, label, seconds):
+            return
+        if self.pressure >= LATENCY_EASED:
+            return
         self._successes += 1
         if self._successes >= self.increase_after:
             self._successes = 0
@@ -142,6 +165,22 @@ class AdaptiveLimiter:
             return False  # this request was sent before the last decrease: that decrease already covers it
         self._epoch += 1
         self._set_limit(max(self.minimum, self._limit // 2), "rate limited")
+        return True
+
+    def _slower(self, slot: Slot, label: str, seconds: float) -> bool:
+        """Count an answer's time; True when it cut the limit."""
+        base, seen = self._baseline.get(label, (seconds, 0))
+        base = seconds if seconds < base else base + (seconds - base) * BASELINE_CREEP
+        self._baseline[label] = (base, seen + 1)
+        if seen < LATENCY_WARMUP:
+            return False
+        ratio = seconds / max(base, 1e-3) if seconds - base >= LATENCY_RISE_MIN else 1.0
+        self.pressure += (ratio - self.pressure) * SMOOTHING
+        if self.pressure < LATENCY_BACKOFF or slot.epoch != self._epoch:
+            return False
+        self._epoch += 1
+        self._successes = 0
+        self._set_limit(max(self.minimum, self._limit * 3 // 4), "answers slowing")
         return True
 
     def _set_limit(self, value: int, reason: str) -> None:

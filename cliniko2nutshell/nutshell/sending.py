@@ -21,6 +21,7 @@ import asyncio
 import email.utils
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -141,6 +142,7 @@ class Sender:
             pause = 0.0
             async with self.limiter.slot() as slot:
                 self.stats.requests += 1
+                sent_at = time.monotonic()
                 try:
                     # Credentials travel per request, never on the shared client: nothing leaks to another host.
                     response = await self.http.send(request, auth=auth, stream=True)
@@ -163,7 +165,10 @@ class Sender:
                             pause = min(retry_after, self.max_retry_after)
                         self.limiter.record_rate_limited(slot, pause)
                     elif response.status_code < 500:
-                        self.limiter.record_success(slot)
+                        # Uploads take as long as their bytes: only small JSON answers measure the service's pace.
+                        sized = request.headers.get("content-type", "").startswith(("multipart/", "application/oct"))
+                        seconds = None if sized else time.monotonic() - sent_at
+                        self.limiter.record_success(slot, _kind_of(where), seconds)
 
             if failure is not None:
                 reason = type(failure).__name__
@@ -289,3 +294,11 @@ def json_body(response: httpx.Response) -> Any:
     if not response.content:
         return None
     return response.json()
+
+
+_ID = re.compile(r"/\d[^/?\s]*")
+
+
+def _kind_of(where: str) -> str:
+    """A request's kind for its latency baseline: its label without ids ("GET /rest/contacts/{id}")."""
+    return _ID.sub("/{id}", where)
