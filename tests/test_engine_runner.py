@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 from cliniko2nutshell.engine import events as ev
 from cliniko2nutshell.engine.destination import Entity, FileSpec
+from cliniko2nutshell.engine.estimate import estimate
 from cliniko2nutshell.engine.journal import Action, Journal, Outcome, RunKind, RunStatus, State
 from cliniko2nutshell.engine.markers import PATIENT_ID_FIELD
 from cliniko2nutshell.engine.ops import Op, Phase, RecordRef
@@ -125,11 +127,15 @@ async def test_full_run_writes_in_dependency_order_and_resolves_references(journ
 
 async def test_second_run_changes_nothing(journal, tmp_path) -> None:
     dest = FakeNutshell()
-    await run(journal, dest, standard_plan(tmp_path))
+    estimator = functools.partial(estimate, latency_ms=1000, workers=1, service_ms=0)
+    first = await run(journal, dest, standard_plan(tmp_path), estimator=lambda t: estimator(t).as_dict())
     before, writes = dest.state(), dest.writes()
-    summary = await run(journal, dest, standard_plan(tmp_path))
+    summary = await run(journal, dest, standard_plan(tmp_path), estimator=lambda t: estimator(t).as_dict())
     assert dest.writes() == writes and dest.state() == before
     assert summary.writes == 0 and sum(c.unchanged for c in summary.counts.values()) == 8
+    # Expected beforehand: 10 requests at a second each the first time (a file takes three); nothing the second.
+    assert first.estimate is not None and first.estimate["seconds"] == pytest.approx(10)
+    assert summary.estimate is not None and summary.estimate["seconds"] == 0
 
 
 async def test_existing_person_is_linked_and_only_empty_fields_are_filled(journal) -> None:

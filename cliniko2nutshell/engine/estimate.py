@@ -167,8 +167,8 @@ def estimate(
     service_ms: float = DEFAULT_SERVICE_MS,
 ) -> Estimate:
     """Expected duration of each phase of a run that writes `counts` (object -> planned writes, as a number of
-    creates or as {"create": n, "link": m, "update": u}, e.g. a pre-flight report's counts; "skip" and
-    "unmappable" cost nothing). `nutshell_rate_per_min` None: Nutshell's limit is unknown, the concurrency
+    creates or as {"create": n, "link": m, "update": u}, e.g. a pre-flight report's counts; "skip", "unmappable"
+    and "unchanged" cost nothing). `nutshell_rate_per_min` None: Nutshell's limit is unknown, the concurrency
     (`workers`) sets the pace. `latency_ms`: the Nutshell round trip measured while connecting (None: 250 ms).
     With `cliniko_records` (Cliniko object -> records) and `cliniko_files`, an `extraction` phase is estimated too.
     Pure arithmetic: no I/O."""
@@ -203,7 +203,7 @@ def estimate(
         requests = sum(
             n * minimum_requests(entity, "upload" if entity == "files" and a == "create" else a)
             for a, n in actions.items()
-            if a not in ("skip", "unmappable") and n
+            if a not in ("skip", "unmappable", "unchanged") and n
         )
         if requests:
             by_phase.setdefault(phase_of(obj).value, {})[obj] = requests

@@ -53,7 +53,7 @@ from cliniko2nutshell.engine.markers import edited_fields, fingerprint
 from cliniko2nutshell.engine.ops import GROUPS, PHASES, dependents, entity_of, phase_of
 from cliniko2nutshell.engine.pool import pool
 from cliniko2nutshell.engine.recovery import settle, settle_open
-from cliniko2nutshell.engine.runner import KillSwitch
+from cliniko2nutshell.engine.runner import OPS_PER_REQUEST_SLOT, KillSwitch
 from cliniko2nutshell.events import Event, EventSink, ignore
 
 log = logging.getLogger(__name__)
@@ -383,6 +383,7 @@ class RollbackRunner:
         recovered = 0
         items: list[Item] = []
         try:
+            self.dest.cap_concurrency(max(1, self.workers))  # requests in flight, as a run's
             recovered = await settle_open(self.journal, self.dest, self._emit)
             self.preview = planned_preview(self.journal, self.scope)
             items = self.preview.items
@@ -410,7 +411,8 @@ class RollbackRunner:
                     self._emit(ev.PhaseStarted(self.run.id, f"{step.value} {phase.value}", len(todo)))
                     if step is not Step.UNDELETE:
                         await self._look(todo, revs=step is Step.DELETE)
-                    await pool(todo, self._one, self.workers)
+                    # Twice as many under way as in flight: one's journaling overlaps the others' round trips.
+                    await pool(todo, self._one, OPS_PER_REQUEST_SLOT * max(1, self.workers))
         for item in items:
             if item.step is Step.WITH_ACTIVITY:
                 await self._with_activity(item)

@@ -281,7 +281,13 @@ class Runner:
         self.dest.cap_concurrency(max(1, self.settings.workers))
         totals = self.plan.totals()
         if self.settings.estimator is not None:
-            self._estimate = self.settings.estimator(totals)
+            # Records the id map holds were written before: unchanged unless Cliniko changed them since, so a
+            # second or resumed run is estimated by what is left to create.
+            mapped = self.journal.count_mapped()
+            self._estimate = self.settings.estimator(
+                {o: {"create": max(0, n - mapped.get(o, 0)), "unchanged": min(n, mapped.get(o, 0))}
+                 for o, n in totals.items()}
+            )  # fmt: skip
         for object_, n in totals.items():
             self.counts[object_].planned = n
         self._emit(ev.RunStarted(self.run.id, self.run.kind.value, self.run.map_version, dict(totals)))

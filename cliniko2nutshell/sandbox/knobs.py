@@ -225,12 +225,27 @@ class FaultMiddleware:
         await send({"type": "http.response.body", "body": cut})
 
 
+class _Oversleep:
+    """How late the event loop wakes from a sleep, on average (its timers round up to the millisecond and wake
+    a little after): at 50 ms of latency that is 2-3% more than asked. Sleeping that much less answers on time."""
+
+    late = 0.0
+
+    @classmethod
+    async def sleep_until(cls, due: float) -> None:
+        wait = due - time.monotonic() - cls.late
+        if wait <= 0:
+            return
+        await asyncio.sleep(wait)
+        cls.late = max(0.0, min(0.005, cls.late + (time.monotonic() - due) * 0.1))
+
+
 def _answer_at(due: float, send: Any) -> Any:
     """`send`, holding the answer back until `due` (the latency knob: time to answer, our own work included)."""
 
     async def when_due(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start" and (wait := due - time.monotonic()) > 0:
-            await asyncio.sleep(wait)
+        if message["type"] == "http.response.start":
+            await _Oversleep.sleep_until(due)
         await send(message)
 
     return when_due
