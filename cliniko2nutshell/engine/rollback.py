@@ -313,18 +313,26 @@ async def preview(journal: Journal, dest: Destination | None, scope: RollbackSco
         return result
 
     looked = [i for i in result.items if i.step in (Step.DELETE, Step.RESTORE)]
-    for entity in sorted({i.entity for i in looked}):
-        now = await dest.read_many(entity, [i.nutshell_id for i in looked if i.entity is entity])
-        for item in (i for i in looked if i.entity is entity):
-            remote = now.get(item.nutshell_id)
-            if remote is None:
-                item.gone = True
-                continue
-            mapped = journal.mapped(item.object, item.source_id)
-            if mapped is not None and mapped.nutshell_id == item.nutshell_id:
-                item.edited = tuple(edited_fields(mapped.fingerprint, remote.fields))
+    now = await read_all(dest, looked)
+    for item in looked:
+        remote = now.get(item.nutshell_id)
+        if remote is None:
+            item.gone = True
+            continue
+        mapped = journal.mapped(item.object, item.source_id)
+        if mapped is not None and mapped.nutshell_id == item.nutshell_id:
+            item.edited = tuple(edited_fields(mapped.fingerprint, remote.fields))
     result.checked = True
     return result
+
+
+async def read_all(dest: Destination, items: list[Item], **kw: Any) -> dict[str, Remote | None]:
+    """`read_many` of the items' records, each type's at the same time (the limiter paces them)."""
+    kinds = sorted({i.entity for i in items})
+    found = await asyncio.gather(
+        *(dest.read_many(e, [i.nutshell_id for i in items if i.entity is e], **kw) for e in kinds)
+    )
+    return {k: v for part in found for k, v in part.items()}
 
 
 # -- execution ----------------------------------------------------------------------------------------------
@@ -427,9 +435,7 @@ class RollbackRunner:
         with the revs their deletes are checked against: an edit made after this look fails the delete's rev
         check, and the record is read again (`_delete`). Notes carry no rev: Nutshell lets only a note's author
         edit it, for 24 hours; ours are the API user's."""
-        for entity in sorted({i.entity for i in todo}):
-            ids = [i.nutshell_id for i in todo if i.entity is entity]
-            self._seen.update(await self.dest.read_many(entity, ids, revs=revs))
+        self._seen.update(await read_all(self.dest, todo, revs=revs))
 
     async def _current(self, item: Item) -> Remote | None:
         """The record as the phase's look saw it (once), else as it stands now."""
@@ -618,13 +624,9 @@ class RollbackRunner:
         reported |= {i.nutshell_id for i in items if i.step is Step.KEEP}
         targets = self._created_in_scope(items)
         v.checked = len(targets)
-        present: set[str] = set()
-        for entity in sorted({i.entity for i in targets}):
-            # Absent from the pages is what we look for here: no read each to confirm it.
-            now = await self.dest.read_many(
-                entity, [i.nutshell_id for i in targets if i.entity is entity], confirm_missing=False
-            )
-            present |= {id_ for id_, remote in now.items() if remote is not None}
+        # Absent from the pages is what we look for here: no read each to confirm it.
+        now = await read_all(self.dest, targets, confirm_missing=False)
+        present = {id_ for id_, remote in now.items() if remote is not None}
         for item in targets:
             if item.nutshell_id not in present:
                 v.gone += 1

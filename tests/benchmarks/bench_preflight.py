@@ -1,11 +1,13 @@
-"""Benchmark: the pre-flight over a synthetic clinic loaded into a project store. Prints figures; asserts nothing.
+"""Benchmark: the pre-flight and the run's planning over a synthetic clinic loaded into a project store. Prints
+figures; asserts nothing.
 
     .venv/bin/python tests/benchmarks/bench_preflight.py [--patients 1000 10000] [--seed 5] [--no-analyze]
                                                          [--invoice-index]
 
 For each size the clinic is generated and loaded into a project store in a child process (so the peak RSS printed
-is the pre-flight's own), then the pre-flight runs: every patient through the transforms, plus the checks. Printed:
-wall and CPU seconds, patients per second (by CPU time, steadier on a shared machine) and the peak RSS.
+is the pre-flight's own), then the pre-flight runs: every patient through the transforms, plus the checks; then the
+planning a run does (engine/plan.py: every op of every phase, as `run` draws them, nothing sent). Printed for each:
+wall and CPU seconds, patients per second (by CPU time, steadier on a shared machine) and the peak RSS so far.
 `--no-analyze` leaves the store without query-planner statistics and `--invoice-index` adds an (object,
 invoice_id) index first: both emulate store changes requested from the lead (see the mapping report).
 """
@@ -27,6 +29,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from mapping_sandbox import load_clinic  # noqa: E402
 
+from cliniko2nutshell.engine.journal import Journal  # noqa: E402
+from cliniko2nutshell.engine.ops import PHASES  # noqa: E402
+from cliniko2nutshell.engine.plan import Plan  # noqa: E402
 from cliniko2nutshell.mapping.catalog import Catalog  # noqa: E402
 from cliniko2nutshell.mapping.defaults import default_map  # noqa: E402
 from cliniko2nutshell.mapping.practitioners import match_practitioners, propose_choices  # noqa: E402
@@ -75,6 +80,17 @@ def bench(patients: int, seed: int, analyze: bool, invoice_index: bool, folder: 
         f"{patients:>7} patients (prepared in {prepared:.0f} s): pre-flight {wall:7.1f} s wall, {cpu:7.1f} s CPU "
         f"= {report.patients / cpu:5.0f} patients per CPU second; {planned} records planned, "
         f"{len(report.problems)} problems; peak RSS {rss:.0f} MB{flags}",
+        flush=True,
+    )
+    wall, cpu = time.perf_counter(), time.process_time()
+    plan = Plan(project, m, {t.name: t.id for t in snapshot.activity_types}, journal=Journal(project.store),
+                catalog=catalog)  # fmt: skip
+    ops = sum(1 for phase in PHASES for _ in plan.ops(phase))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{patients:>7} patients: planning {wall:7.1f} s wall, {cpu:7.1f} s CPU = {patients / cpu:5.0f} patients per "
+        f"CPU second; {ops} ops; peak RSS {rss:.0f} MB",
         flush=True,
     )
     project.close()
