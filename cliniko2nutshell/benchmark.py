@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -187,10 +188,28 @@ def _run_command(args: list[str], env: dict[str, str], workdir: Path, name: str)
     with out_path.open("w") as out, err_path.open("w") as err:
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "cliniko2nutshell", *args], stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        # The child's own high-water mark, read while it runs. Not wait4's ru_maxrss: Linux starts a child's count
+        # at the RSS of the process it was forked from, and this one holds the generated clinic.
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, _high_water_kb(proc.pid))
+            time.sleep(0.02)
         wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, wall, usage.ru_maxrss / 1024, out_path.read_text()
+    if not peak:  # no /proc (macOS): the largest child so far, an upper bound
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // (1 if sys.platform == "linux" else 1024)
+    return proc.returncode, wall, peak / 1024, out_path.read_text()
+
+
+def _high_water_kb(pid: int) -> int:
+    """A live process's peak resident set (VmHWM), in kB; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 # -- what each phase could have done with the fewest requests ------------------------------------------------
