@@ -30,9 +30,9 @@ import httpx
 from cliniko2nutshell.cliniko.extract import ExtractOptions
 from cliniko2nutshell.engine.estimate import estimate, floor_seconds, minimum_requests, versus_actual
 from cliniko2nutshell.mapping.names import is_valid_email, normalize_email
+from cliniko2nutshell.nutshell.many import PAGE  # what our scans and look-ups ask for per page
 
 FALLBACK_OWNER = "1-users"  # the sandbox numbers the API user first
-PAGE = 100  # what our scans and look-ups ask for per page (nutshell/existing.py, the destination's scans)
 # A snapshot of Nutshell (connections.read_snapshot: `plan`, and the blocker check `sample` and `run` begin with):
 # users, activity types, the two custom-field lists, how many people and companies; then the existing people.
 SNAPSHOT_READS = 6

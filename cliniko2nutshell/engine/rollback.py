@@ -319,11 +319,17 @@ async def preview(journal: Journal, dest: Destination | None, scope: RollbackSco
         if remote is None:
             item.gone = True
             continue
-        mapped = journal.mapped(item.object, item.source_id)
-        if mapped is not None and mapped.nutshell_id == item.nutshell_id:
-            item.edited = tuple(edited_fields(mapped.fingerprint, remote.fields))
+        item.edited = tuple(edits_since(journal, item, remote))
     result.checked = True
     return result
+
+
+def edits_since(journal: Journal, item: Item, remote: Remote) -> list[str]:
+    """The fields edited in Nutshell since we wrote the record ([] when the id map no longer points at it)."""
+    mapped = journal.mapped(item.object, item.source_id)
+    if mapped is None or mapped.nutshell_id != item.nutshell_id:
+        return []
+    return edited_fields(mapped.fingerprint, remote.fields)
 
 
 async def read_all(dest: Destination, items: list[Item], **kw: Any) -> dict[str, Remote | None]:
@@ -465,12 +471,6 @@ class RollbackRunner:
         setattr(c, outcome, getattr(c, outcome) + 1)
         self._progress(item.object)
 
-    def _edited(self, item: Item, remote: Remote) -> list[str]:
-        mapped = self.journal.mapped(item.object, item.source_id)
-        if mapped is None or mapped.nutshell_id != item.nutshell_id:
-            return []
-        return edited_fields(mapped.fingerprint, remote.fields)
-
     def _skip_edited(self, item: Item, edited: list[str]) -> str:
         item.edited = tuple(edited)
         self.skipped.append(item)
@@ -479,7 +479,7 @@ class RollbackRunner:
 
     async def _delete(self, item: Item) -> str:
         remote = await self._current(item)
-        if remote is not None and not self.force and (edited := self._edited(item, remote)):
+        if remote is not None and not self.force and (edited := edits_since(self.journal, item, remote)):
             return self._skip_edited(item, edited)
         seq = self.journal.intent(
             self.run.id, item.object, item.source_id, item.entity.value, Action.DELETE, target_id=item.nutshell_id,
@@ -530,7 +530,7 @@ class RollbackRunner:
         remote = await self._current(item)
         if remote is None:
             raise Gone(f"{item.nutshell_id} is no longer in Nutshell: nothing to restore")
-        if not self.force and (edited := self._edited(item, remote)):
+        if not self.force and (edited := edits_since(self.journal, item, remote)):
             return self._skip_edited(item, edited)
         before = item.before or {}
         seq = self.journal.intent(

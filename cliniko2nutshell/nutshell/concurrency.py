@@ -10,8 +10,8 @@ Each kind of request (its label: "POST /rest/activities", "rpc getContact") keep
 had as its baseline; a smoothed ratio of answer time to baseline over all kinds is the pressure, where an answer
 less than LATENCY_RISE_MIN seconds over its baseline counts as 1 (loopback's millisecond jitter is not a queue).
 Pressure of twice the baseline takes a quarter off the limit, once per epoch, and holds the additive recovery
-until the pressure eases. The baseline
-creeps up towards what is seen, so a service that is simply farther away today stops counting as pressure.
+until the pressure eases. The baseline creeps up towards what is seen, so a service that is simply farther away
+today stops counting as pressure.
 """
 
 from __future__ import annotations

@@ -17,12 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cliniko2nutshell.mapping.names import normalize_email  # Nutshell's own matching is unconfirmed: we compare
+from cliniko2nutshell.nutshell.many import PAGE, rest_page
 from cliniko2nutshell.nutshell.models import Person
-from cliniko2nutshell.nutshell.sending import Safety
 
-# People per page. Unconfirmed: the largest page REST serves (one integrator reports 10,000 accepted); we ask for
-# 100, what JSON-RPC is said to serve with full records, and follow what the answer says if it serves fewer.
-PAGE = 100
+# People per page (many.PAGE); we follow what the answer says if it serves fewer.
 LOOKUPS_AT_ONCE = 8
 
 
@@ -60,7 +58,7 @@ def _pages(total: int, page: int) -> int:
 
 
 async def _probe_then_choose(client: Any, wanted: set[str], out: PeopleByEmail) -> None:
-    items, total = await _page(client, 0, PAGE)
+    items, total = await rest_page(client, "contacts", 0, PAGE)
     _match(items, wanted, out)
     page = len(items) if total is not None and len(items) < min(PAGE, total) else PAGE  # the server's own cap
     if total is not None:
@@ -98,7 +96,7 @@ async def _read_pages(
     if count is not None and count > 0:
         # The size is known: the pages go out together (the client's limiter paces them).
         last = first + count - 1
-        batch = await asyncio.gather(*(_page(client, i, page) for i in range(first, last + 1)))
+        batch = await asyncio.gather(*(rest_page(client, "contacts", i, page) for i in range(first, last + 1)))
         for items, total in batch:
             _match(items, wanted, out)
             if total is not None:
@@ -108,7 +106,7 @@ async def _read_pages(
         index = last + 1  # the account grew since its size was learned: carry on one page at a time
     read = 0
     while budget is None or read < budget:
-        items, total = await _page(client, index, page)
+        items, total = await rest_page(client, "contacts", index, page)
         read += 1
         _match(items, wanted, out)
         if total is not None:
@@ -119,16 +117,6 @@ async def _read_pages(
             return True
         index += 1
     return False
-
-
-async def _page(client: Any, index: int, page: int) -> tuple[list[dict[str, Any]], int | None]:
-    body = await client.rest.request(
-        "GET", "contacts", safety=Safety.READ, params={"page[limit]": page, "page[page]": index}
-    )
-    items = body.get("contacts", []) if isinstance(body, dict) else []
-    meta = body.get("meta") if isinstance(body, dict) else None
-    total = meta.get("total") if isinstance(meta, dict) else None
-    return [i for i in items if isinstance(i, dict)], total if isinstance(total, int) else None
 
 
 def _match(items: list[dict[str, Any]], wanted: set[str], out: PeopleByEmail) -> None:

@@ -31,7 +31,9 @@ from cliniko2nutshell.nutshell.errors import NotFoundError
 from cliniko2nutshell.nutshell.models import Activity, Company, Note, Person
 from cliniko2nutshell.nutshell.sending import Safety
 
-PAGE = 100  # as nutshell/existing.py: what JSON-RPC is said to serve with full records
+# Records per page. Unconfirmed: the largest page REST serves (one integrator reports 10,000 accepted); we ask for
+# 100, what JSON-RPC is said to serve with full records.
+PAGE = 100
 READS_AT_ONCE = 8
 
 Family = Literal["contacts", "accounts", "activities", "notes"]
@@ -66,7 +68,7 @@ async def _choose(client: Any, family: Family, wanted: set[str], out: ByIds, *, 
     if len(wanted) <= 2:
         await _read_each(client, family, wanted, out)
         return
-    first, total = await _rest_page(client, family, 0)
+    first, total = await rest_page(client, family, 0)
     if total is None or len(first) < min(PAGE, total):
         await _read_each(client, family, wanted, out)  # no size, or pages smaller than asked: read each
         return
@@ -98,7 +100,7 @@ async def _list(
     if family in _FIND:
         raws = await _rpc_pages(client, _FIND[family], total, stubs=False)
     else:
-        rest = await asyncio.gather(*(_rest_page(client, family, p) for p in range(1, pages)))
+        rest = await asyncio.gather(*(rest_page(client, family, p) for p in range(1, pages)))
         raws = [*first, *(r for items, _ in rest for r in items)]
     listed: dict[str, Record] = {}
     for raw in raws:
@@ -108,10 +110,13 @@ async def _list(
     return listed
 
 
-async def _rest_page(client: Any, family: Family, index: int) -> tuple[list[dict[str, Any]], int | None]:
+async def rest_page(
+    client: Any, family: Family, index: int, size: int = PAGE
+) -> tuple[list[dict[str, Any]], int | None]:
+    """One REST list page (0-based) of `size` records, and the type's size when the answer carries `meta.total`."""
     # Activities declare `limit` where the others declare `page[limit]` (nutshell/rest.py `pages`).
-    size = {"limit": PAGE} if family == "activities" else {"page[limit]": PAGE}
-    body = await client.rest.request("GET", family, safety=Safety.READ, params={**size, "page[page]": index})
+    limit = {"limit": size} if family == "activities" else {"page[limit]": size}
+    body = await client.rest.request("GET", family, safety=Safety.READ, params={**limit, "page[page]": index})
     items = body.get(family, []) if isinstance(body, dict) else []
     meta = body.get("meta") if isinstance(body, dict) else None
     total = meta.get("total") if isinstance(meta, dict) else None
